@@ -1,0 +1,422 @@
+//! 2-D convolution and transposed convolution (NCHW), with the kernels their gradients need.
+//!
+//! Three kernels close the family under differentiation:
+//! - [`conv2d`]: `y[n,o,i,j] = b[o] + sum_{c,p,q} x[n,c, i*s-pad+p, j*s-pad+q] w[o,c,p,q]`
+//! - [`conv_transpose2d`]: its adjoint in `x` (PyTorch semantics, weight `[in, out, kh, kw]`)
+//! - [`conv2d_weight_grad`]: `dw[o,c,p,q] = sum_{n,i,j} x[n,c, i*s-pad+p, j*s-pad+q] gy[n,o,i,j]`
+//!
+//! The input gradient of `conv2d` is a `conv_transpose2d` of the output gradient; the input
+//! gradient of `conv_transpose2d` is a `conv2d`; both weight gradients are `conv2d_weight_grad`
+//! (for the transposed convolution with the roles of input and output gradient swapped).
+
+use crate::{reference, Element, Isa, Result, Tensor, TensorError};
+
+/// Stride and zero padding of a convolution, per spatial axis `[height, width]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Conv2dSpec {
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+}
+
+/// Stride, padding and output padding of a transposed convolution, per axis `[height, width]`.
+///
+/// `output_padding` adds rows/columns at the bottom/right of the output so that the transposed
+/// convolution can invert every input size of the forward convolution; it must be below the stride.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConvTranspose2dSpec {
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub output_padding: [usize; 2],
+}
+
+impl Conv2dSpec {
+    /// The same stride and padding on both axes.
+    pub fn new(stride: usize, padding: usize) -> Self {
+        Self {
+            stride: [stride; 2],
+            padding: [padding; 2],
+        }
+    }
+
+    /// Output size `(h + 2 pad - k) / s + 1` per axis, or why there is none.
+    pub fn output_hw(
+        &self,
+        input_hw: [usize; 2],
+        kernel_hw: [usize; 2],
+    ) -> std::result::Result<[usize; 2], String> {
+        let mut out = [0; 2];
+        for a in 0..2 {
+            let (h, k, s, p) = (input_hw[a], kernel_hw[a], self.stride[a], self.padding[a]);
+            if s == 0 {
+                return Err("stride must be at least 1".into());
+            }
+            if k == 0 {
+                return Err("kernel size must be at least 1".into());
+            }
+            if h == 0 {
+                return Err("input size must be at least 1".into());
+            }
+            if k > h + 2 * p {
+                return Err(format!(
+                    "kernel {k} is larger than the padded input {h} + 2*{p} on axis {a}"
+                ));
+            }
+            out[a] = (h + 2 * p - k) / s + 1;
+        }
+        Ok(out)
+    }
+}
+
+impl ConvTranspose2dSpec {
+    /// The same stride, padding and output padding on both axes.
+    pub fn new(stride: usize, padding: usize, output_padding: usize) -> Self {
+        Self {
+            stride: [stride; 2],
+            padding: [padding; 2],
+            output_padding: [output_padding; 2],
+        }
+    }
+
+    /// The forward convolution this one is the adjoint of.
+    pub fn forward(&self) -> Conv2dSpec {
+        Conv2dSpec {
+            stride: self.stride,
+            padding: self.padding,
+        }
+    }
+
+    /// Output size `(h - 1) s - 2 pad + k + output_padding` per axis, or why there is none.
+    pub fn output_hw(
+        &self,
+        input_hw: [usize; 2],
+        kernel_hw: [usize; 2],
+    ) -> std::result::Result<[usize; 2], String> {
+        let mut out = [0; 2];
+        for a in 0..2 {
+            let (h, k, s, p, op) = (
+                input_hw[a],
+                kernel_hw[a],
+                self.stride[a],
+                self.padding[a],
+                self.output_padding[a],
+            );
+            if s == 0 {
+                return Err("stride must be at least 1".into());
+            }
+            if k == 0 {
+                return Err("kernel size must be at least 1".into());
+            }
+            if h == 0 {
+                return Err("input size must be at least 1".into());
+            }
+            if op >= s {
+                return Err(format!(
+                    "output padding {op} must be below the stride {s} on axis {a}"
+                ));
+            }
+            let full = (h - 1) * s + k + op;
+            if full <= 2 * p {
+                return Err(format!(
+                    "padding {p} removes the whole output ({full} before padding) on axis {a}"
+                ));
+            }
+            out[a] = full - 2 * p;
+        }
+        Ok(out)
+    }
+}
+
+fn geometry_error<T: Element>(
+    op: &'static str,
+    x: &Tensor<T>,
+    w: &Tensor<T>,
+    reason: String,
+) -> TensorError {
+    TensorError::InvalidGeometry {
+        op,
+        input: x.shape().to_vec(),
+        weight: w.shape().to_vec(),
+        reason,
+    }
+}
+
+fn check_bias<T: Element>(
+    op: &'static str,
+    bias: Option<&Tensor<T>>,
+    channels: usize,
+) -> Result<()> {
+    match bias {
+        Some(b) if b.shape() != [channels] => Err(TensorError::InvalidShape {
+            op,
+            shape: b.shape().to_vec(),
+            expected: format!("bias of shape [{channels}]"),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Validated shapes of a convolution: input `[n, c, h, w]`, weight `[o, c, kh, kw]`, output `[n, o, ho, wo]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvShape {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub o: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub ho: usize,
+    pub wo: usize,
+}
+
+impl ConvShape {
+    /// Multiply-adds of one forward pass (each kernel of the family costs the same).
+    pub fn macs(&self) -> usize {
+        self.n * self.o * self.ho * self.wo * self.c * self.kh * self.kw
+    }
+}
+
+/// Checks `conv2d(x, w)` and returns its shapes.
+pub fn conv2d_shape<T: Element>(
+    x: &Tensor<T>,
+    w: &Tensor<T>,
+    spec: Conv2dSpec,
+) -> Result<ConvShape> {
+    const OP: &str = "conv2d";
+    let [n, c, h, wd] = x.dims4(OP)?;
+    let [o, c2, kh, kw] = w.dims4(OP)?;
+    if c != c2 {
+        return Err(geometry_error(
+            OP,
+            x,
+            w,
+            format!("input has {c} channels, weight expects {c2}"),
+        ));
+    }
+    let [ho, wo] = spec
+        .output_hw([h, wd], [kh, kw])
+        .map_err(|r| geometry_error(OP, x, w, r))?;
+    Ok(ConvShape {
+        n,
+        c,
+        h,
+        w: wd,
+        o,
+        kh,
+        kw,
+        ho,
+        wo,
+    })
+}
+
+/// `y = conv2d(x, w) + b` on the detected SIMD path.
+///
+/// `x` is `[n, c, h, w]`, `w` is `[o, c, kh, kw]`, `b` is `[o]`; `y` is `[n, o, ho, wo]`.
+pub fn conv2d<T: Element>(
+    x: &Tensor<T>,
+    w: &Tensor<T>,
+    b: Option<&Tensor<T>>,
+    spec: Conv2dSpec,
+) -> Result<Tensor<T>> {
+    conv2d_on(Isa::detect(), x, w, b, spec)
+}
+
+/// [`conv2d`] on a named SIMD path.
+pub fn conv2d_on<T: Element>(
+    isa: Isa,
+    x: &Tensor<T>,
+    w: &Tensor<T>,
+    b: Option<&Tensor<T>>,
+    spec: Conv2dSpec,
+) -> Result<Tensor<T>> {
+    let s = conv2d_shape(x, w, spec)?;
+    check_bias("conv2d", b, s.o)?;
+    isa.checked()?.record();
+    Ok(reference::conv2d(x, w, b, spec).cast())
+}
+
+/// Checks `conv_transpose2d(x, w)` and returns the shapes of the forward convolution it is the
+/// adjoint of (its input is this one's output, and vice versa).
+pub fn conv_transpose2d_shape<T: Element>(
+    x: &Tensor<T>,
+    w: &Tensor<T>,
+    spec: ConvTranspose2dSpec,
+) -> Result<ConvShape> {
+    const OP: &str = "conv_transpose2d";
+    let [n, i, h, wd] = x.dims4(OP)?;
+    let [i2, o, kh, kw] = w.dims4(OP)?;
+    if i != i2 {
+        return Err(geometry_error(
+            OP,
+            x,
+            w,
+            format!("input has {i} channels, weight expects {i2}"),
+        ));
+    }
+    let [ho, wo] = spec
+        .output_hw([h, wd], [kh, kw])
+        .map_err(|r| geometry_error(OP, x, w, r))?;
+    // As the adjoint: the forward conv maps [n, o, ho, wo] to [n, i, h, w] with weight [i, o, kh, kw].
+    Ok(ConvShape {
+        n,
+        c: o,
+        h: ho,
+        w: wo,
+        o: i,
+        kh,
+        kw,
+        ho: h,
+        wo: wd,
+    })
+}
+
+/// `y = conv_transpose2d(x, w) + b` with PyTorch semantics, on the detected SIMD path.
+///
+/// `x` is `[n, i, h, w]`, `w` is `[i, o, kh, kw]`, `b` is `[o]`; `y` is `[n, o, ho, wo]` with
+/// `ho = (h - 1) s - 2 pad + kh + output_padding`.
+pub fn conv_transpose2d<T: Element>(
+    x: &Tensor<T>,
+    w: &Tensor<T>,
+    b: Option<&Tensor<T>>,
+    spec: ConvTranspose2dSpec,
+) -> Result<Tensor<T>> {
+    conv_transpose2d_on(Isa::detect(), x, w, b, spec)
+}
+
+/// [`conv_transpose2d`] on a named SIMD path.
+pub fn conv_transpose2d_on<T: Element>(
+    isa: Isa,
+    x: &Tensor<T>,
+    w: &Tensor<T>,
+    b: Option<&Tensor<T>>,
+    spec: ConvTranspose2dSpec,
+) -> Result<Tensor<T>> {
+    let s = conv_transpose2d_shape(x, w, spec)?;
+    check_bias("conv_transpose2d", b, s.c)?;
+    isa.checked()?.record();
+    Ok(reference::conv_transpose2d(x, w, b, spec).cast())
+}
+
+/// Weight gradient of `conv2d`: `dw[o,c,p,q] = sum_{n,i,j} x[n,c,i s-pad+p, j s-pad+q] gy[n,o,i,j]`.
+///
+/// `x` is `[n, c, h, w]`, `gy` is `[n, o, ho, wo]` and must be the output size of a convolution of
+/// `x` with a `kernel_hw` kernel under `spec`; the result is `[o, c, kh, kw]`. The sum over the
+/// batch is taken in a fixed order, so the result does not depend on the thread count.
+pub fn conv2d_weight_grad<T: Element>(
+    x: &Tensor<T>,
+    gy: &Tensor<T>,
+    kernel_hw: [usize; 2],
+    spec: Conv2dSpec,
+) -> Result<Tensor<T>> {
+    conv2d_weight_grad_on(Isa::detect(), x, gy, kernel_hw, spec)
+}
+
+/// Checks `conv2d_weight_grad(x, gy)` and returns its shapes.
+pub fn conv2d_weight_grad_shape<T: Element>(
+    x: &Tensor<T>,
+    gy: &Tensor<T>,
+    kernel_hw: [usize; 2],
+    spec: Conv2dSpec,
+) -> Result<ConvShape> {
+    const OP: &str = "conv2d_weight_grad";
+    let [n, c, h, wd] = x.dims4(OP)?;
+    let [n2, o, ho, wo] = gy.dims4(OP)?;
+    let bad = |reason: String| TensorError::InvalidGeometry {
+        op: OP,
+        input: x.shape().to_vec(),
+        weight: gy.shape().to_vec(),
+        reason,
+    };
+    if n != n2 {
+        return Err(bad(format!("batch sizes differ: {n} and {n2}")));
+    }
+    let out = spec.output_hw([h, wd], kernel_hw).map_err(bad)?;
+    if out != [ho, wo] {
+        return Err(bad(format!(
+            "a {kernel_hw:?} kernel gives a {out:?} output, but the output gradient is {:?}",
+            [ho, wo]
+        )));
+    }
+    Ok(ConvShape {
+        n,
+        c,
+        h,
+        w: wd,
+        o,
+        kh: kernel_hw[0],
+        kw: kernel_hw[1],
+        ho,
+        wo,
+    })
+}
+
+/// [`conv2d_weight_grad`] on a named SIMD path.
+pub fn conv2d_weight_grad_on<T: Element>(
+    isa: Isa,
+    x: &Tensor<T>,
+    gy: &Tensor<T>,
+    kernel_hw: [usize; 2],
+    spec: Conv2dSpec,
+) -> Result<Tensor<T>> {
+    conv2d_weight_grad_shape(x, gy, kernel_hw, spec)?;
+    isa.checked()?.record();
+    Ok(reference::conv2d_weight_grad(x, gy, kernel_hw, spec).cast())
+}
+
+/// Input gradient of `conv2d`: the transposed convolution of `gy` with `w`, sized back to
+/// `input_hw` (the output padding is derived).
+pub fn conv2d_input_grad<T: Element>(
+    gy: &Tensor<T>,
+    w: &Tensor<T>,
+    input_hw: [usize; 2],
+    spec: Conv2dSpec,
+) -> Result<Tensor<T>> {
+    conv2d_input_grad_on(Isa::detect(), gy, w, input_hw, spec)
+}
+
+/// [`conv2d_input_grad`] on a named SIMD path.
+pub fn conv2d_input_grad_on<T: Element>(
+    isa: Isa,
+    gy: &Tensor<T>,
+    w: &Tensor<T>,
+    input_hw: [usize; 2],
+    spec: Conv2dSpec,
+) -> Result<Tensor<T>> {
+    let t = transpose_spec_for(gy, w, input_hw, spec)?;
+    conv_transpose2d_on(isa, gy, w, None, t)
+}
+
+/// The transposed-convolution spec that maps a `conv2d` output gradient back to `input_hw`.
+pub fn transpose_spec_for<T: Element>(
+    gy: &Tensor<T>,
+    w: &Tensor<T>,
+    input_hw: [usize; 2],
+    spec: Conv2dSpec,
+) -> Result<ConvTranspose2dSpec> {
+    const OP: &str = "conv2d_input_grad";
+    let [_, _, ho, wo] = gy.dims4(OP)?;
+    let [_, _, kh, kw] = w.dims4(OP)?;
+    let mut output_padding = [0; 2];
+    for (a, (g, k)) in [(ho, kh), (wo, kw)].into_iter().enumerate() {
+        let base = ((g.max(1) - 1) * spec.stride[a] + k).saturating_sub(2 * spec.padding[a]);
+        match input_hw[a].checked_sub(base) {
+            Some(op) if op < spec.stride[a] => output_padding[a] = op,
+            _ => {
+                return Err(geometry_error(
+                    OP,
+                    gy,
+                    w,
+                    format!(
+                        "no output padding maps size {g} back to {} on axis {a}",
+                        input_hw[a]
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(ConvTranspose2dSpec {
+        stride: spec.stride,
+        padding: spec.padding,
+        output_padding,
+    })
+}

@@ -1,0 +1,25 @@
+//! Dense `f32`/`f64` tensors and the kernels a small convolutional autoencoder needs:
+//! GEMM, 2-D convolution and transposed convolution with their gradients, and elementwise
+//! maps and reductions, with run-time selected SIMD paths ([`Isa`]) and `rayon` parallelism.
+//!
+//! Every kernel has a naive f64 loop reference in [`reference`] that the tests compare it with.
+//! Results never depend on the number of threads: reductions are split into fixed chunks whose
+//! partial results are combined in a fixed order.
+
+pub mod conv;
+pub mod element;
+pub mod error;
+pub mod gemm;
+pub mod isa;
+pub mod reference;
+pub mod rng;
+pub mod simd;
+pub mod tensor;
+
+pub use conv::{Conv2dSpec, ConvTranspose2dSpec};
+pub use element::{Binary, Element, Unary};
+pub use error::{Result, TensorError};
+pub use gemm::{gemm, matmul, Transpose};
+pub use isa::Isa;
+pub use rng::Rng;
+pub use tensor::Tensor;

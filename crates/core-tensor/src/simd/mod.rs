@@ -1,0 +1,180 @@
+//! Vector kernels: one portable path and the x86-64 SIMD paths, chosen by an [`Isa`] value.
+//!
+//! Every f32 entry point here checks lengths, checks that the CPU supports the named path
+//! (running AVX code on a CPU without it would be undefined behaviour), records the call for
+//! [`Isa::calls`], then hands the slices to the path's implementation. Reductions are split into
+//! fixed chunks of [`REDUCE_CHUNK`] values whose partial results are combined in order, so a
+//! result never depends on how many threads computed the chunks.
+
+use rayon::prelude::*;
+
+use crate::element::{Binary, Unary};
+use crate::Isa;
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+pub mod scalar;
+
+/// Values per reduction chunk: partial sums of this many values are combined in a fixed order.
+pub const REDUCE_CHUNK: usize = 4096;
+/// Below this many values a reduction runs on the calling thread only.
+pub const PAR_REDUCE_MIN: usize = 1 << 16;
+/// Below this many values an elementwise kernel runs on the calling thread only.
+pub const PAR_MAP_MIN: usize = 1 << 16;
+
+fn enter(isa: Isa) {
+    assert!(
+        isa.is_supported(),
+        "the {isa} kernels cannot run on this CPU"
+    );
+    isa.record();
+}
+
+/// Sums fixed chunks with `kernel`, then adds the partials in chunk order.
+pub(crate) fn chunked_sum<T: crate::Element>(a: &[T], kernel: impl Fn(&[T]) -> T + Sync) -> T {
+    let partials: Vec<T> = if a.len() >= PAR_REDUCE_MIN {
+        a.par_chunks(REDUCE_CHUNK).map(&kernel).collect()
+    } else {
+        a.chunks(REDUCE_CHUNK).map(&kernel).collect()
+    };
+    partials.into_iter().fold(T::ZERO, |acc, p| acc + p)
+}
+
+/// Dot product over fixed chunks, partials added in chunk order.
+pub(crate) fn chunked_dot<T: crate::Element>(
+    a: &[T],
+    b: &[T],
+    kernel: impl Fn(&[T], &[T]) -> T + Sync,
+) -> T {
+    assert_eq!(a.len(), b.len(), "dot: lengths differ");
+    let partials: Vec<T> = if a.len() >= PAR_REDUCE_MIN {
+        a.par_chunks(REDUCE_CHUNK)
+            .zip(b.par_chunks(REDUCE_CHUNK))
+            .map(|(x, y)| kernel(x, y))
+            .collect()
+    } else {
+        a.chunks(REDUCE_CHUNK)
+            .zip(b.chunks(REDUCE_CHUNK))
+            .map(|(x, y)| kernel(x, y))
+            .collect()
+    };
+    partials.into_iter().fold(T::ZERO, |acc, p| acc + p)
+}
+
+/// Runs `kernel` over matching chunks of the inputs and output, in parallel when large.
+fn map_chunks(x: &[f32], out: &mut [f32], kernel: impl Fn(&[f32], &mut [f32]) + Sync + Send) {
+    if out.len() >= PAR_MAP_MIN {
+        x.par_chunks(REDUCE_CHUNK)
+            .zip(out.par_chunks_mut(REDUCE_CHUNK))
+            .for_each(|(x, o)| kernel(x, o));
+    } else {
+        kernel(x, out)
+    }
+}
+
+pub(crate) fn unary_f32(isa: Isa, op: Unary, x: &[f32], out: &mut [f32]) {
+    assert_eq!(x.len(), out.len(), "unary {op:?}: lengths differ");
+    enter(isa);
+    map_chunks(x, out, |x, o| match isa {
+        Isa::Scalar => scalar::unary(op, x, o),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `enter` checked that the CPU supports AVX2 and FMA.
+        Isa::Avx2 => unsafe { avx2::unary(op, x, o) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `enter` checked that the CPU supports AVX-512F.
+        Isa::Avx512 => unsafe { avx512::unary(op, x, o) },
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => unreachable!(),
+    })
+}
+
+pub(crate) fn binary_f32(isa: Isa, op: Binary, a: &[f32], b: &[f32], out: &mut [f32]) {
+    assert!(
+        a.len() == out.len() && b.len() == out.len(),
+        "binary {op:?}: lengths differ"
+    );
+    enter(isa);
+    let run = |a: &[f32], b: &[f32], o: &mut [f32]| match isa {
+        Isa::Scalar => scalar::binary(op, a, b, o),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `enter` checked that the CPU supports AVX2 and FMA.
+        Isa::Avx2 => unsafe { avx2::binary(op, a, b, o) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `enter` checked that the CPU supports AVX-512F.
+        Isa::Avx512 => unsafe { avx512::binary(op, a, b, o) },
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => unreachable!(),
+    };
+    if out.len() >= PAR_MAP_MIN {
+        a.par_chunks(REDUCE_CHUNK)
+            .zip(b.par_chunks(REDUCE_CHUNK))
+            .zip(out.par_chunks_mut(REDUCE_CHUNK))
+            .for_each(|((a, b), o)| run(a, b, o));
+    } else {
+        run(a, b, out)
+    }
+}
+
+pub(crate) fn scale_f32(isa: Isa, alpha: f32, x: &[f32], out: &mut [f32]) {
+    assert_eq!(x.len(), out.len(), "scale: lengths differ");
+    enter(isa);
+    map_chunks(x, out, |x, o| match isa {
+        Isa::Scalar => scalar::scale(alpha, x, o),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `enter` checked that the CPU supports AVX2 and FMA.
+        Isa::Avx2 => unsafe { avx2::scale(alpha, x, o) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `enter` checked that the CPU supports AVX-512F.
+        Isa::Avx512 => unsafe { avx512::scale(alpha, x, o) },
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => unreachable!(),
+    })
+}
+
+pub(crate) fn axpy_f32(isa: Isa, alpha: f32, x: &[f32], y: &mut [f32]) {
+    assert_eq!(x.len(), y.len(), "axpy: lengths differ");
+    enter(isa);
+    map_chunks(x, y, |x, y| match isa {
+        Isa::Scalar => scalar::axpy(alpha, x, y),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `enter` checked that the CPU supports AVX2 and FMA.
+        Isa::Avx2 => unsafe { avx2::axpy(alpha, x, y) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `enter` checked that the CPU supports AVX-512F.
+        Isa::Avx512 => unsafe { avx512::axpy(alpha, x, y) },
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => unreachable!(),
+    })
+}
+
+pub(crate) fn sum_f32(isa: Isa, a: &[f32]) -> f32 {
+    enter(isa);
+    chunked_sum(a, |c| match isa {
+        Isa::Scalar => scalar::sum(c),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `enter` checked that the CPU supports AVX2 and FMA.
+        Isa::Avx2 => unsafe { avx2::sum(c) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `enter` checked that the CPU supports AVX-512F.
+        Isa::Avx512 => unsafe { avx512::sum(c) },
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => unreachable!(),
+    })
+}
+
+pub(crate) fn dot_f32(isa: Isa, a: &[f32], b: &[f32]) -> f32 {
+    enter(isa);
+    chunked_dot(a, b, |x, y| match isa {
+        Isa::Scalar => scalar::dot(x, y),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `enter` checked that the CPU supports AVX2 and FMA.
+        Isa::Avx2 => unsafe { avx2::dot(x, y) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `enter` checked that the CPU supports AVX-512F.
+        Isa::Avx512 => unsafe { avx512::dot(x, y) },
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => unreachable!(),
+    })
+}

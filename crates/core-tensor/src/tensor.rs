@@ -1,0 +1,332 @@
+//! [`Tensor<T>`]: owned, contiguous, row-major storage with a shape.
+
+use crate::element::{Binary, Unary};
+use crate::{Element, Isa, Result, Rng, TensorError};
+
+/// A dense row-major tensor that owns its values.
+///
+/// Reshaping consumes the tensor and keeps its buffer (no copy). Elementwise methods run on the
+/// detected SIMD path ([`Isa::detect`]); the `crate::ops`-level functions take the path
+/// explicitly.
+///
+/// ```
+/// use core_tensor::Tensor;
+/// let a = Tensor::<f32>::from_vec(vec![1.0, -2.0, 3.0, -4.0], &[2, 2]).unwrap();
+/// let r = a.relu();
+/// assert_eq!(r.data(), &[1.0, 0.0, 3.0, 0.0]);
+/// assert_eq!(r.reshape(&[4]).unwrap().shape(), &[4]);
+/// ```
+#[derive(Clone, PartialEq)]
+pub struct Tensor<T> {
+    data: Vec<T>,
+    shape: Vec<usize>,
+}
+
+impl<T: Element> std::fmt::Debug for Tensor<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const SHOWN: usize = 8;
+        write!(f, "Tensor<{}>{:?} [", T::NAME, self.shape)?;
+        for (i, v) in self.data.iter().take(SHOWN).enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{v}")?;
+        }
+        if self.data.len() > SHOWN {
+            write!(f, ", ... ({} values)", self.data.len())?;
+        }
+        f.write_str("]")
+    }
+}
+
+impl<T: Element> Tensor<T> {
+    /// A tensor of zeros.
+    pub fn zeros(shape: &[usize]) -> Self {
+        Self::full(shape, T::ZERO)
+    }
+
+    /// A tensor with every value `v`.
+    pub fn full(shape: &[usize], v: T) -> Self {
+        Self {
+            data: vec![v; shape.iter().product()],
+            shape: shape.to_vec(),
+        }
+    }
+
+    /// A rank-0 tensor holding one value.
+    pub fn scalar(v: T) -> Self {
+        Self {
+            data: vec![v],
+            shape: Vec::new(),
+        }
+    }
+
+    /// Wraps `data` (row-major) with `shape`; the lengths must agree.
+    pub fn from_vec(data: Vec<T>, shape: &[usize]) -> Result<Self> {
+        if data.len() != shape.iter().product::<usize>() {
+            return Err(TensorError::LengthMismatch {
+                op: "Tensor::from_vec",
+                shape: shape.to_vec(),
+                len: data.len(),
+            });
+        }
+        Ok(Self {
+            data,
+            shape: shape.to_vec(),
+        })
+    }
+
+    /// Values drawn uniformly from `[low, high)`, in row-major order from `rng`.
+    pub fn uniform(shape: &[usize], low: f64, high: f64, rng: &mut Rng) -> Self {
+        let n = shape.iter().product();
+        let data = (0..n)
+            .map(|_| T::from_f64(low + (high - low) * rng.next_f64()))
+            .collect();
+        Self {
+            data,
+            shape: shape.to_vec(),
+        }
+    }
+
+    /// Standard normal values scaled by `std`, in row-major order from `rng`.
+    pub fn normal(shape: &[usize], std: f64, rng: &mut Rng) -> Self {
+        let n = shape.iter().product();
+        let data = (0..n).map(|_| T::from_f64(std * rng.normal())).collect();
+        Self {
+            data,
+            shape: shape.to_vec(),
+        }
+    }
+
+    /// The dimensions.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// Number of dimensions.
+    pub fn rank(&self) -> usize {
+        self.shape.len()
+    }
+
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Whether the tensor holds no values.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// The values, row-major.
+    pub fn data(&self) -> &[T] {
+        &self.data
+    }
+
+    /// The values, row-major, mutable.
+    pub fn data_mut(&mut self) -> &mut [T] {
+        &mut self.data
+    }
+
+    /// Gives up the buffer.
+    pub fn into_vec(self) -> Vec<T> {
+        self.data
+    }
+
+    /// The values as bytes in native endianness (for hashing or zero-copy I/O).
+    pub fn as_bytes(&self) -> &[u8] {
+        bytemuck::cast_slice(&self.data)
+    }
+
+    /// The same values with a new shape of equal size; no copy.
+    pub fn reshape(mut self, shape: &[usize]) -> Result<Self> {
+        if shape.iter().product::<usize>() != self.data.len() {
+            return Err(TensorError::ShapeMismatch {
+                op: "reshape",
+                lhs: self.shape,
+                rhs: shape.to_vec(),
+            });
+        }
+        self.shape = shape.to_vec();
+        Ok(self)
+    }
+
+    /// The only value of a one-element tensor.
+    pub fn to_scalar(&self) -> Result<T> {
+        match self.data.as_slice() {
+            [v] => Ok(*v),
+            _ => Err(TensorError::InvalidShape {
+                op: "to_scalar",
+                shape: self.shape.clone(),
+                expected: "exactly one value".into(),
+            }),
+        }
+    }
+
+    /// The four dimensions of an NCHW tensor, or an error naming `op`.
+    pub fn dims4(&self, op: &'static str) -> Result<[usize; 4]> {
+        match self.shape[..] {
+            [n, c, h, w] => Ok([n, c, h, w]),
+            _ => Err(TensorError::InvalidShape {
+                op,
+                shape: self.shape.clone(),
+                expected: "rank 4 (N, C, H, W)".into(),
+            }),
+        }
+    }
+
+    /// Converts every value to another element type.
+    pub fn cast<U: Element>(&self) -> Tensor<U> {
+        Tensor {
+            data: self.data.iter().map(|v| U::from_f64(v.to_f64())).collect(),
+            shape: self.shape.clone(),
+        }
+    }
+
+    /// The largest absolute difference from `other` (shapes must match).
+    pub fn max_abs_diff(&self, other: &Self) -> Result<f64> {
+        self.check_same("max_abs_diff", other)?;
+        Ok(self
+            .data
+            .iter()
+            .zip(&other.data)
+            .map(|(a, b)| (a.to_f64() - b.to_f64()).abs())
+            .fold(0.0, f64::max))
+    }
+
+    fn check_same(&self, op: &'static str, other: &Self) -> Result<()> {
+        if self.shape != other.shape {
+            return Err(TensorError::ShapeMismatch {
+                op,
+                lhs: self.shape.clone(),
+                rhs: other.shape.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn map_unary(&self, op: Unary) -> Self {
+        let mut out = Self::zeros(&self.shape);
+        T::unary(Isa::detect(), op, &self.data, &mut out.data);
+        out
+    }
+
+    fn map_binary(&self, op: Binary, name: &'static str, other: &Self) -> Result<Self> {
+        self.check_same(name, other)?;
+        let mut out = Self::zeros(&self.shape);
+        T::binary(Isa::detect(), op, &self.data, &other.data, &mut out.data);
+        Ok(out)
+    }
+
+    /// `self + other`, same shapes.
+    pub fn add(&self, other: &Self) -> Result<Self> {
+        self.map_binary(Binary::Add, "add", other)
+    }
+    /// `self - other`, same shapes.
+    pub fn sub(&self, other: &Self) -> Result<Self> {
+        self.map_binary(Binary::Sub, "sub", other)
+    }
+    /// `self * other` elementwise, same shapes.
+    pub fn mul(&self, other: &Self) -> Result<Self> {
+        self.map_binary(Binary::Mul, "mul", other)
+    }
+    /// `self / other` elementwise, same shapes.
+    pub fn div(&self, other: &Self) -> Result<Self> {
+        self.map_binary(Binary::Div, "div", other)
+    }
+    /// `self` where `mask > 0`, else 0: ReLU's backward with `self` the incoming gradient.
+    pub fn relu_backward(&self, mask: &Self) -> Result<Self> {
+        self.map_binary(Binary::ReluBackward, "relu_backward", mask)
+    }
+    /// `alpha * self`.
+    pub fn scale(&self, alpha: T) -> Self {
+        let mut out = Self::zeros(&self.shape);
+        T::scale(Isa::detect(), alpha, &self.data, &mut out.data);
+        out
+    }
+    /// `self += alpha * x`, same shapes.
+    pub fn axpy(&mut self, alpha: T, x: &Self) -> Result<()> {
+        self.check_same("axpy", x)?;
+        T::axpy(Isa::detect(), alpha, &x.data, &mut self.data);
+        Ok(())
+    }
+    /// `-self`.
+    pub fn neg(&self) -> Self {
+        self.map_unary(Unary::Neg)
+    }
+    /// `self^2`.
+    pub fn square(&self) -> Self {
+        self.map_unary(Unary::Square)
+    }
+    /// `sqrt(self)`.
+    pub fn sqrt(&self) -> Self {
+        self.map_unary(Unary::Sqrt)
+    }
+    /// `e^self`.
+    pub fn exp(&self) -> Self {
+        self.map_unary(Unary::Exp)
+    }
+    /// `max(self, 0)`.
+    pub fn relu(&self) -> Self {
+        self.map_unary(Unary::Relu)
+    }
+    /// `1` where `self > 0`, else `0`.
+    pub fn relu_mask(&self) -> Self {
+        self.map_unary(Unary::ReluMask)
+    }
+    /// `1 / (1 + e^-self)`.
+    pub fn sigmoid(&self) -> Self {
+        self.map_unary(Unary::Sigmoid)
+    }
+    /// Sum of every value (fixed-order chunks: independent of the thread count).
+    pub fn sum(&self) -> T {
+        T::sum_slice(Isa::detect(), &self.data)
+    }
+    /// `sum_i self[i] * other[i]`, same shapes.
+    pub fn dot(&self, other: &Self) -> Result<T> {
+        self.check_same("dot", other)?;
+        Ok(T::dot_slice(Isa::detect(), &self.data, &other.data))
+    }
+    /// `sum_i self[i]^2`.
+    pub fn sum_sq(&self) -> T {
+        T::dot_slice(Isa::detect(), &self.data, &self.data)
+    }
+
+    /// Sum over N, H and W of an NCHW tensor: shape `[C]` (a bias gradient).
+    pub fn sum_per_channel(&self) -> Result<Self> {
+        let [n, c, h, w] = self.dims4("sum_per_channel")?;
+        let isa = Isa::detect();
+        let plane = h * w;
+        let mut out = vec![T::ZERO; c];
+        for img in 0..n {
+            for (ch, o) in out.iter_mut().enumerate() {
+                let start = (img * c + ch) * plane;
+                *o += T::sum_slice(isa, &self.data[start..start + plane]);
+            }
+        }
+        Self::from_vec(out, &[c])
+    }
+
+    /// Adds `bias[c]` to every value of channel `c` of an NCHW tensor, in place.
+    pub fn add_per_channel(&mut self, bias: &Self) -> Result<()> {
+        let [_, c, h, w] = self.dims4("add_per_channel")?;
+        if bias.shape != [c] {
+            return Err(TensorError::ShapeMismatch {
+                op: "add_per_channel",
+                lhs: self.shape.clone(),
+                rhs: bias.shape.clone(),
+            });
+        }
+        let plane = h * w;
+        if plane == 0 {
+            return Ok(());
+        }
+        for (i, chunk) in self.data.chunks_mut(plane).enumerate() {
+            let b = bias.data[i % c];
+            for v in chunk {
+                *v += b;
+            }
+        }
+        Ok(())
+    }
+}

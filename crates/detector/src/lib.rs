@@ -1,0 +1,1 @@
+//! GradCon anomaly detection built on the `autograd` engine.
