@@ -1,1 +1,5 @@
 //! GradCon anomaly detection built on the `autograd` engine.
+
+pub mod auroc;
+pub mod optim;
+pub mod split;
