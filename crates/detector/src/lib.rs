@@ -2,4 +2,5 @@
 
 pub mod auroc;
 pub mod optim;
+pub mod saturation;
 pub mod split;
