@@ -30,7 +30,7 @@ pub struct EpochHealth {
 }
 
 /// Thresholds of the saturation rule (see the module docs).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SaturationRule {
     pub check_from: usize,
     pub check_until: usize,

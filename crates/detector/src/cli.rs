@@ -1,0 +1,233 @@
+//! The `gradcon` command line: argument definitions and dispatch.
+//!
+//! Exit codes: 0 success, 1 runtime error (bad file, failed training, ...), 2 usage error
+//! (clap's own code for an unknown option or a missing argument).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// GradCon anomaly detection (Kwon et al., ECCV 2020) with a from-scratch Rust autograd engine.
+#[derive(Debug, Parser)]
+#[command(name = "gradcon", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Worker threads for the kernels (default: all cores).
+    #[arg(long, global = true)]
+    pub threads: Option<usize>,
+    /// No progress bars or per-epoch lines on stderr.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train, score and print a per-class AUROC table on the sample shipped in `data/`.
+    Demo(DemoArgs),
+    /// Train one model on one normal class.
+    Train(TrainArgs),
+    /// Score images with a trained model (CSV or JSON per image; AUROC with labels).
+    Score(ScoreArgs),
+    /// Score a model on its class's protocol test split and print the three AUROCs.
+    Eval(EvalArgs),
+    /// Run the one-class protocol: a model per class, AUROC per class and mean.
+    Protocol(ProtocolArgs),
+    /// Write a model as .safetensors with the authors' names (and reference gradients).
+    Export(ExportArgs),
+    /// Time a training step and scoring on this machine.
+    Bench(BenchArgs),
+}
+
+/// The data sets of the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DatasetKind {
+    Mnist,
+    FashionMnist,
+    Cifar10,
+}
+
+/// GradCon's training options (defaults: PAPER.md).
+#[derive(Debug, Clone, Args)]
+pub struct TrainOptions {
+    /// Weight of the gradient-alignment loss.
+    #[arg(long, default_value_t = 0.03)]
+    pub alpha: f64,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Images per training batch (the last partial batch is kept).
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Maximum number of epochs (the authors train up to 1000).
+    #[arg(long, default_value_t = 1000)]
+    pub epochs: usize,
+    /// Stop after this many epochs without a lower validation loss (default: never).
+    #[arg(long)]
+    pub patience: Option<usize>,
+    /// Fraction of the training images held out for validation (MNIST, CIFAR-10); 0 keeps the
+    /// last epoch instead of the best.
+    #[arg(long, default_value_t = 0.1)]
+    pub val_fraction: f64,
+    /// Seed of every random choice (splits, initialisation, shuffling, restarts).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Re-initialisations allowed when the output saturates (0: the authors' exact behaviour).
+    #[arg(long)]
+    pub restarts: Option<usize>,
+    /// Keep the data order fixed (no reshuffle per epoch).
+    #[arg(long)]
+    pub no_shuffle: bool,
+    /// Saturation check: reconstruction spread across inputs below this ...
+    #[arg(long, default_value_t = 0.05)]
+    pub sat_spread: f64,
+    /// ... and the mean sigmoid derivative below this, or ...
+    #[arg(long, default_value_t = 1e-3)]
+    pub sat_derivative: f64,
+    /// ... the validation MSE's relative change below this.
+    #[arg(long, default_value_t = 1e-3)]
+    pub sat_stall: f64,
+    /// Last epoch at which saturation is checked (from epoch 2 on).
+    #[arg(long, default_value_t = 3)]
+    pub sat_until: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    /// Data set of the protocol.
+    #[arg(long, value_enum)]
+    pub dataset: DatasetKind,
+    /// Folder holding the data set's files (default: $GRADCON_DATA/<dataset>).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Folder of the sample (default: the `data/fashion-mnist-sample` shipped with the project).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Epochs per class.
+    #[arg(long, default_value_t = 15)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Write the results as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The normal class.
+    #[arg(long)]
+    pub class: u8,
+    /// Where to write the trained model.
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// Start from these weights (and reference gradients) instead of a seeded initialisation.
+    #[arg(long)]
+    pub init: Option<PathBuf>,
+    #[command(flatten)]
+    pub train: TrainOptions,
+}
+
+/// Output formats of per-image scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScoreFormat {
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    /// The trained model (.gcm or .safetensors).
+    #[arg(long, short)]
+    pub model: PathBuf,
+    /// Images: IDX files, CIFAR-10 batches or PNG files.
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    /// Labels (IDX) for the images, to report the AUROC with --normal-class.
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// The class counted as normal for the AUROC.
+    #[arg(long)]
+    pub normal_class: Option<u8>,
+    #[arg(long, value_enum, default_value_t = ScoreFormat::Csv)]
+    pub format: ScoreFormat,
+    /// Write the scores here instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Weight of the gradient term in the score.
+    #[arg(long, default_value_t = 0.12)]
+    pub beta: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[arg(long, short)]
+    pub model: PathBuf,
+    #[arg(long)]
+    pub class: u8,
+    /// Seed of the split (must be the one the model was trained with to avoid leakage).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 0.12)]
+    pub beta: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct ProtocolArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Folder for checkpoints and per-class results; rerunning resumes from it.
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// Classes to run (default: all ten).
+    #[arg(long, value_delimiter = ',')]
+    pub classes: Option<Vec<u8>>,
+    #[arg(long, default_value_t = 0.12)]
+    pub beta: f64,
+    #[command(flatten)]
+    pub train: TrainOptions,
+    /// Also write the results as JSON here (always written to <out>/results.json).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The model to export.
+    #[arg(long, short)]
+    pub model: PathBuf,
+    /// The .safetensors file to write.
+    #[arg(long, short)]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Image channels (1 or 3).
+    #[arg(long, default_value_t = 1)]
+    pub channels: usize,
+    /// Timed training steps.
+    #[arg(long, default_value_t = 30)]
+    pub steps: usize,
+    /// Images scored.
+    #[arg(long, default_value_t = 2048)]
+    pub images: usize,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
