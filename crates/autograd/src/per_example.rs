@@ -1,0 +1,273 @@
+//! Per-example gradients of convolution parameters from one batched backward pass.
+//!
+//! For a scalar loss `L = sum_n l_n` (or a mean `(1/N) sum_n l_n`) over a batch whose leading
+//! dimension is `N`, where example `n`'s term depends only on example `n`, the weight gradient of
+//! a convolution is a sum over the batch: `dL/dW = sum_n G_n` with
+//! - `conv2d`: `G_n = conv2d_weight_grad(x_n, gy_n)`,
+//! - `conv_transpose2d`: `G_n = conv2d_weight_grad(gy_n, x_n)`,
+//! - bias: `G_n[c] = sum_{h,w} gy_n[c, h, w]`,
+//!
+//! where `x` is the layer's input and `gy = dL/dy` its output gradient, both from the one
+//! batched pass. The sum over `n` has already happened once gradients reach the weight, so the
+//! per-example terms are taken here, from `x` and `gy`, not from [`crate::grad`].
+//!
+//! **Scaling.** `G_n` is example `n`'s *contribution* to the batch gradient. For a batch-mean
+//! loss, the gradient example `n` would have alone (as a batch of one, its loss the mean over
+//! its own values) is `N G_n`: pass [`Scaling::BatchOfOne`] to get that (dot products are then
+//! multiplied by `N`, squared norms by `N^2`).
+//!
+//! **Cost and memory** (`|W|` the parameter's size, `|y|` the layer output's size), on top of
+//! one backward pass from the loss down to the earliest requested layer (no encoder work, no
+//! input gradient of that earliest layer):
+//! - [`PerExample::Full`]: `N` per-example weight gradients, together as many multiply-adds as
+//!   one batched weight gradient; memory `N |W|` for the result.
+//! - [`PerExample::Dot`]: `<G_n, R> = <gy_n, conv(x_n; R)>` (for `conv2d`, `conv2d(x_n, R)`;
+//!   for `conv_transpose2d`, `conv_transpose2d(x_n, R)`, no bias): one extra forward of the layer
+//!   with weights `R`, then `N` dot products; memory `|y|`. No per-example gradient is formed.
+//! - [`PerExample::SqNorm`]: `|G_n|^2` needs each `G_n`: the cost of `Full`, but memory `|W|`
+//!   (one example's gradient at a time).
+//! - [`PerExample::DotAndSqNorm`]: both of the above.
+
+use core_tensor::conv::{self as kernels};
+use core_tensor::{Element, Tensor};
+
+use crate::backward::eager_grads;
+use crate::ops::{check_scalar, ConvOp, Op};
+use crate::tape::{NodeId, Var};
+use crate::{Error, Result};
+
+/// What to compute for every example.
+#[derive(Debug, Clone, Copy)]
+pub enum PerExample<'a, T: Element> {
+    /// Each example's gradient: a tensor `[N, ...parameter shape]` per parameter.
+    Full,
+    /// `<G_n, R>` with one `R` (of the parameter's shape) per parameter.
+    Dot(&'a [Tensor<T>]),
+    /// `|G_n|^2`.
+    SqNorm,
+    /// `<G_n, R>` and `|G_n|^2` together.
+    DotAndSqNorm(&'a [Tensor<T>]),
+}
+
+/// Whether to return each example's contribution to the batch gradient or its own gradient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scaling {
+    /// `G_n`, with `sum_n G_n = dL/dW`.
+    Contribution,
+    /// `N G_n`: example `n`'s own gradient when `L` is a mean over the batch of per-example
+    /// means (as for a batch-mean MSE).
+    BatchOfOne,
+}
+
+/// Per-example results for one parameter (the fields the request asked for are `Some`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PerExampleGrads<T: Element> {
+    /// `[N, ...parameter shape]`.
+    pub full: Option<Tensor<T>>,
+    /// `<G_n, R>`, length `N`.
+    pub dot: Option<Vec<T>>,
+    /// `|G_n|^2`, length `N`.
+    pub sq_norm: Option<Vec<T>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Role {
+    Weight,
+    Bias,
+}
+
+/// Per-example gradients of the scalar `output` with respect to `params`, each of which must
+/// be used only as a weight or bias of `conv2d` / `conv_transpose2d` operations (see the module
+/// documentation for the maths, the scaling and the cost).
+pub fn per_example<'t, T: Element>(
+    output: Var<'t, T>,
+    params: &[Var<'t, T>],
+    what: PerExample<'_, T>,
+    scaling: Scaling,
+) -> Result<Vec<PerExampleGrads<T>>> {
+    const OP: &str = "per_example";
+    check_scalar(OP, &output.value())?;
+    let tape = output.tape();
+    let refs = match what {
+        PerExample::Dot(r) | PerExample::DotAndSqNorm(r) => Some(r),
+        _ => None,
+    };
+    if let Some(r) = refs {
+        if r.len() != params.len() {
+            return Err(Error::Unsupported {
+                op: OP,
+                reason: format!(
+                    "{} reference tensors for {} parameters",
+                    r.len(),
+                    params.len()
+                ),
+            });
+        }
+    }
+    // Each parameter's uses: (node, convolution, role), checked to be convolutions only.
+    let mut uses: Vec<Vec<(NodeId, ConvOp<NodeId>, Role)>> = vec![Vec::new(); params.len()];
+    for (k, p) in params.iter().enumerate() {
+        output.same_tape(p, OP)?;
+        if let Some(r) = refs {
+            if r[k].shape() != p.value().shape() {
+                return Err(Error::Unsupported {
+                    op: OP,
+                    reason: format!(
+                        "reference {k} has shape {:?}, parameter {:?}",
+                        r[k].shape(),
+                        p.value().shape()
+                    ),
+                });
+            }
+        }
+        for id in 0..=output.id() {
+            let Some(op) = tape.op(id) else { continue };
+            if !op.inputs().contains(&&p.id()) {
+                continue;
+            }
+            let role = match &op {
+                Op::Conv(
+                    c @ (ConvOp::Conv2d { w, bias, .. } | ConvOp::ConvTranspose2d { w, bias, .. }),
+                ) => {
+                    let role = if *w == p.id() {
+                        Role::Weight
+                    } else {
+                        Role::Bias
+                    };
+                    if *w == p.id() && *bias == Some(p.id()) || c.inputs()[0] == &p.id() {
+                        None
+                    } else {
+                        Some(role)
+                    }
+                }
+                _ => None,
+            };
+            match (role, op) {
+                (Some(role), Op::Conv(c)) => uses[k].push((id, c, role)),
+                (_, op) => {
+                    return Err(Error::Unsupported {
+                        op: OP,
+                        reason: format!(
+                            "parameter {k} is used by `{}` (node {id}); only convolution weights \
+                             and biases are supported",
+                            op.name()
+                        ),
+                    })
+                }
+            }
+        }
+    }
+    let conv_nodes: Vec<NodeId> = uses.iter().flatten().map(|u| u.0).collect();
+    let gys = eager_grads(output, &conv_nodes)?;
+    let gy_of = |node: NodeId| -> Option<std::rc::Rc<Tensor<T>>> {
+        conv_nodes
+            .iter()
+            .position(|&c| c == node)
+            .and_then(|i| gys[i].as_ref().map(|g| g.0.clone()))
+    };
+    let batch = |id: NodeId| tape.value(id).shape()[0];
+    let n = match conv_nodes.first() {
+        Some(&c) => batch(c),
+        None => 0,
+    };
+    if let Some(&bad) = conv_nodes.iter().find(|&&c| batch(c) != n) {
+        return Err(Error::Unsupported {
+            op: OP,
+            reason: format!("batch sizes differ: {n} and {} (node {bad})", batch(bad)),
+        });
+    }
+    let factor = match scaling {
+        Scaling::Contribution => T::ONE,
+        Scaling::BatchOfOne => T::from_f64(n as f64),
+    };
+    let want_full = matches!(what, PerExample::Full);
+    let want_norm = matches!(what, PerExample::SqNorm | PerExample::DotAndSqNorm(_));
+
+    let mut results = Vec::with_capacity(params.len());
+    for (k, p) in params.iter().enumerate() {
+        let shape = p.value().shape().to_vec();
+        let size: usize = shape.iter().product();
+        // Dot products: one forward of each use's layer with weights R, dotted per example.
+        let dot = match refs {
+            None => None,
+            Some(r) => {
+                let mut dots = vec![T::ZERO; n];
+                for (node, conv, role) in &uses[k] {
+                    let Some(gy) = gy_of(*node) else { continue };
+                    let z = match (role, conv) {
+                        (Role::Weight, ConvOp::Conv2d { x, spec, .. }) => {
+                            kernels::conv2d(&tape.value(*x), &r[k], None, *spec)?
+                        }
+                        (Role::Weight, ConvOp::ConvTranspose2d { x, spec, .. }) => {
+                            kernels::conv_transpose2d(&tape.value(*x), &r[k], None, *spec)?
+                        }
+                        (Role::Bias, _) => {
+                            let mut z = Tensor::zeros(gy.shape());
+                            z.add_per_channel(&r[k])?;
+                            z
+                        }
+                        (_, ConvOp::Conv2dWeightGrad { .. }) => unreachable!("checked above"),
+                    };
+                    for (i, d) in dots.iter_mut().enumerate() {
+                        *d += example(&gy, i).dot(&example(&z, i))? * factor;
+                    }
+                }
+                Some(dots)
+            }
+        };
+        // Full gradients and norms: each example's gradient, summed over the parameter's uses.
+        let mut full = want_full.then(|| Vec::with_capacity(n * size));
+        let mut sq_norm = want_norm.then(|| Vec::with_capacity(n));
+        if want_full || want_norm {
+            for i in 0..n {
+                let mut g = Tensor::zeros(&shape);
+                for (node, conv, role) in &uses[k] {
+                    let Some(gy) = gy_of(*node) else { continue };
+                    let gy_i = example(&gy, i);
+                    let term = match (role, conv) {
+                        (Role::Weight, ConvOp::Conv2d { x, spec, .. }) => {
+                            let x_i = example(&tape.value(*x), i);
+                            kernels::conv2d_weight_grad(&x_i, &gy_i, [shape[2], shape[3]], *spec)?
+                        }
+                        (Role::Weight, ConvOp::ConvTranspose2d { x, spec, .. }) => {
+                            let x_i = example(&tape.value(*x), i);
+                            kernels::conv2d_weight_grad(
+                                &gy_i,
+                                &x_i,
+                                [shape[2], shape[3]],
+                                spec.forward(),
+                            )?
+                        }
+                        (Role::Bias, _) => gy_i.sum_per_channel()?,
+                        (_, ConvOp::Conv2dWeightGrad { .. }) => unreachable!("checked above"),
+                    };
+                    g.axpy(factor, &term)?;
+                }
+                if let Some(norms) = sq_norm.as_mut() {
+                    norms.push(g.sum_sq());
+                }
+                if let Some(full) = full.as_mut() {
+                    full.extend_from_slice(g.data());
+                }
+            }
+        }
+        let full = match full {
+            Some(data) => {
+                let mut s = vec![n];
+                s.extend_from_slice(&shape);
+                Some(Tensor::from_vec(data, &s)?)
+            }
+            None => None,
+        };
+        results.push(PerExampleGrads { full, dot, sq_norm });
+    }
+    Ok(results)
+}
+
+/// Example `i` of a batch `[N, ...]` as a batch of one `[1, ...]` (a copy).
+fn example<T: Element>(t: &Tensor<T>, i: usize) -> Tensor<T> {
+    let per = t.len() / t.shape()[0];
+    let mut shape = t.shape().to_vec();
+    shape[0] = 1;
+    Tensor::from_vec(t.data()[i * per..(i + 1) * per].to_vec(), &shape).expect("one example")
+}
