@@ -1,0 +1,128 @@
+//! The error type of the detector crate: every variant names the file or operation and what was
+//! wrong with it, so a message can be shown to a user as it is.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use core_tensor::TensorError;
+
+/// What went wrong while reading data, checkpoints or weights, or while running the detector.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// An operating-system call on a file failed (open, read, write, rename, fsync, ...).
+    Io {
+        /// The file or folder involved.
+        path: PathBuf,
+        /// What was being done, e.g. `"open"`, `"rename"`.
+        op: &'static str,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// A file's contents break its format: wrong magic, truncated, inconsistent sizes, a bad
+    /// checksum, values out of range, ...
+    Format {
+        /// The file (or the name given to a byte slice).
+        file: String,
+        /// What is wrong, in words.
+        problem: String,
+    },
+    /// A checkpoint lacks a key, or holds it with another kind of value.
+    Missing {
+        /// The checkpoint file.
+        file: String,
+        /// The key that was asked for.
+        key: String,
+        /// The kind that was asked for (`"f32 tensor"`, `"u64"`, ...).
+        expected: &'static str,
+        /// The kind found under that key, if any.
+        found: Option<&'static str>,
+    },
+    /// No data folder was given: neither `--data-dir` nor the `GRADCON_DATA` variable.
+    DataDirUnset,
+    /// An argument that the operation cannot work with.
+    InvalidArgument {
+        /// The operation.
+        op: &'static str,
+        /// Why the argument is refused.
+        reason: String,
+    },
+    /// A tensor operation failed.
+    Tensor(TensorError),
+}
+
+impl Error {
+    /// A [`Error::Format`] for `file`.
+    pub fn format(file: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self::Format {
+            file: file.into(),
+            problem: problem.into(),
+        }
+    }
+
+    /// An [`Error::Io`] for `path`.
+    pub fn io(path: impl Into<PathBuf>, op: &'static str, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            op,
+            source,
+        }
+    }
+
+    /// An [`Error::InvalidArgument`].
+    pub fn invalid(op: &'static str, reason: impl Into<String>) -> Self {
+        Self::InvalidArgument {
+            op,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Io { path, op, source } => {
+                write!(f, "{}: {op} failed: {source}", path.display())
+            }
+            Self::Format { file, problem } => write!(f, "{file}: {problem}"),
+            Self::Missing {
+                file,
+                key,
+                expected,
+                found: None,
+            } => write!(f, "{file}: no {expected} named `{key}`"),
+            Self::Missing {
+                file,
+                key,
+                expected,
+                found: Some(found),
+            } => write!(f, "{file}: `{key}` is a {found}, expected a {expected}"),
+            Self::DataDirUnset => f.write_str(
+                "no data folder given: pass --data-dir DIR or set the environment variable \
+                 GRADCON_DATA=DIR (a folder holding mnist/, fashion-mnist/ or \
+                 cifar-10-batches-bin/; data/fetch.sh downloads them)",
+            ),
+            Self::InvalidArgument { op, reason } => write!(f, "{op}: {reason}"),
+            Self::Tensor(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Io { source, .. } => Some(source),
+            Self::Tensor(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<TensorError> for Error {
+    fn from(e: TensorError) -> Self {
+        Self::Tensor(e)
+    }
+}
+
+/// Result of a detector operation.
+pub type Result<T> = std::result::Result<T, Error>;
