@@ -7,6 +7,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::protocol::DatasetKind;
+use crate::saturation::SaturationRule;
+use crate::train::TrainConfig;
+
 /// GradCon anomaly detection (Kwon et al., ECCV 2020) with a from-scratch Rust autograd engine.
 #[derive(Debug, Parser)]
 #[command(name = "gradcon", version, about, long_about = None)]
@@ -46,12 +50,22 @@ pub enum Command {
     Bench(BenchArgs),
 }
 
-/// The data sets of the protocol.
+/// The data sets of the protocol, as the command line names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DatasetKind {
+pub enum DatasetArg {
     Mnist,
     FashionMnist,
     Cifar10,
+}
+
+impl From<DatasetArg> for DatasetKind {
+    fn from(d: DatasetArg) -> Self {
+        match d {
+            DatasetArg::Mnist => DatasetKind::Mnist,
+            DatasetArg::FashionMnist => DatasetKind::FashionMnist,
+            DatasetArg::Cifar10 => DatasetKind::Cifar10,
+        }
+    }
 }
 
 /// GradCon's training options (defaults: PAPER.md).
@@ -102,9 +116,20 @@ pub struct TrainOptions {
 #[derive(Debug, Args)]
 pub struct DataArgs {
     /// Data set of the protocol.
-    #[arg(long, value_enum)]
-    pub dataset: DatasetKind,
+    #[arg(long, value_enum, required = true)]
+    pub dataset: DatasetArg,
     /// Folder holding the data set's files (default: $GRADCON_DATA/<dataset>).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// A data set that may be left out (when images are given directly).
+#[derive(Debug, Args)]
+pub struct OptionalDataArgs {
+    /// Data set of the protocol.
+    #[arg(long, value_enum)]
+    pub dataset: Option<DatasetArg>,
+    /// Folder holding the data set's files (default: $GRADCON_DATA).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
 }
@@ -127,10 +152,17 @@ pub struct DemoArgs {
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     #[command(flatten)]
-    pub data: DataArgs,
-    /// The normal class.
+    pub data: OptionalDataArgs,
+    /// The normal class (with --dataset).
     #[arg(long)]
-    pub class: u8,
+    pub class: Option<u8>,
+    /// Train on every image of this file instead (IDX, CIFAR-10 batch or PNG), with the first
+    /// --val-fraction of them held out in file order.
+    #[arg(long, conflicts_with_all = ["dataset", "class"])]
+    pub images: Option<PathBuf>,
+    /// Image channels of --images (1 or 3).
+    #[arg(long, default_value_t = 1)]
+    pub channels: usize,
     /// Where to write the trained model.
     #[arg(long, short)]
     pub out: PathBuf,
@@ -230,4 +262,29 @@ pub struct BenchArgs {
     /// Print the figures as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+impl TrainOptions {
+    /// The training configuration these options describe; `default_restarts` applies when
+    /// `--restarts` is not given (5 in `protocol` and `demo`, 0 in `train`).
+    pub fn config(&self, default_restarts: usize) -> TrainConfig {
+        TrainConfig {
+            alpha: self.alpha,
+            lr: self.lr,
+            batch_size: self.batch,
+            epochs: self.epochs,
+            patience: self.patience,
+            val_fraction: self.val_fraction,
+            seed: self.seed,
+            restarts: self.restarts.unwrap_or(default_restarts),
+            shuffle: !self.no_shuffle,
+            saturation: SaturationRule {
+                check_until: self.sat_until,
+                max_spread: self.sat_spread,
+                max_sigmoid_derivative: self.sat_derivative,
+                max_relative_change: self.sat_stall,
+                ..SaturationRule::default()
+            },
+        }
+    }
 }

@@ -49,6 +49,8 @@ pub enum Error {
     },
     /// A tensor operation failed.
     Tensor(TensorError),
+    /// A differentiation failed (a shape or geometry error inside the model).
+    Autograd(autograd::Error),
 }
 
 impl Error {
@@ -104,6 +106,7 @@ impl fmt::Display for Error {
             ),
             Self::InvalidArgument { op, reason } => write!(f, "{op}: {reason}"),
             Self::Tensor(e) => e.fmt(f),
+            Self::Autograd(e) => e.fmt(f),
         }
     }
 }
@@ -113,8 +116,15 @@ impl std::error::Error for Error {
         match self {
             Self::Io { source, .. } => Some(source),
             Self::Tensor(e) => Some(e),
+            Self::Autograd(e) => Some(e),
             _ => None,
         }
+    }
+}
+
+impl From<autograd::Error> for Error {
+    fn from(e: autograd::Error) -> Self {
+        Self::Autograd(e)
     }
 }
 

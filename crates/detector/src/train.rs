@@ -186,7 +186,12 @@ impl TrainState {
     /// One optimisation step on the batch `x`; returns `(J, mse)`.
     pub fn step(&mut self, x: &Tensor<f32>) -> Result<(f64, f64)> {
         let tape = Tape::new();
-        let params: Vec<_> = self.model.params.iter().map(|p| tape.param(p.clone())).collect();
+        let params: Vec<_> = self
+            .model
+            .params
+            .iter()
+            .map(|p| tape.param(p.clone()))
+            .collect();
         let xv = tape.constant(x.clone());
         let refs: Option<Vec<_>> = self
             .refs
@@ -216,7 +221,12 @@ impl TrainState {
                 }
             }
             None => {
-                self.refs = Some(GRAD_LAYER_PARAMS.iter().map(|&i| grads[i].clone()).collect())
+                self.refs = Some(
+                    GRAD_LAYER_PARAMS
+                        .iter()
+                        .map(|&i| grads[i].clone())
+                        .collect(),
+                )
             }
         }
         self.ref_count += 1;
@@ -231,7 +241,12 @@ impl TrainState {
         for chunk in indices.chunks(self.config.batch_size) {
             let x = data.batch_tensor(chunk)?;
             let tape = Tape::new();
-            let params: Vec<_> = self.model.params.iter().map(|p| tape.param(p.clone())).collect();
+            let params: Vec<_> = self
+                .model
+                .params
+                .iter()
+                .map(|p| tape.param(p.clone()))
+                .collect();
             let xv = tape.constant(x.clone());
             let refs: Option<Vec<_>> = self
                 .refs
@@ -370,7 +385,8 @@ pub fn train(
                 let mut next = TrainState::fresh(config, channels, stream, state.attempt + 1, init);
                 next.history = std::mem::take(&mut state.history);
                 next.restarts = std::mem::take(&mut state.restarts);
-                next.restarts.push(format!("attempt {}: {why}", state.attempt));
+                next.restarts
+                    .push(format!("attempt {}: {why}", state.attempt));
                 state = next;
             } else {
                 observer.saturated_without_restart(&why);
@@ -403,7 +419,10 @@ const STATE_KIND: &str = "gradcon-train-state/1";
 const MODEL_KIND: &str = "gradcon-model/1";
 
 fn put_model(c: &mut Checkpoint, prefix: &str, t: &TrainedModel) {
-    for (name, p) in GradConModel::param_names(t.model.channels).iter().zip(&t.model.params) {
+    for (name, p) in GradConModel::param_names(t.model.channels)
+        .iter()
+        .zip(&t.model.params)
+    {
         c.put_tensor(format!("{prefix}{name}"), p.clone());
     }
     for (l, r) in t.refs.iter().enumerate() {
@@ -423,7 +442,10 @@ fn get_model(c: &Checkpoint, prefix: &str, channels: usize) -> Result<TrainedMod
     let refs = GradConModel::grad_layer_shapes(channels)
         .iter()
         .enumerate()
-        .map(|(l, s)| Ok(c.get_tensor_shaped(&format!("{prefix}ref_grad.{l}"), s)?.clone()))
+        .map(|(l, s)| {
+            Ok(c.get_tensor_shaped(&format!("{prefix}ref_grad.{l}"), s)?
+                .clone())
+        })
         .collect::<Result<Vec<_>>>()?;
     Ok(TrainedModel {
         model: GradConModel { channels, params },
@@ -435,7 +457,10 @@ fn get_model(c: &Checkpoint, prefix: &str, channels: usize) -> Result<TrainedMod
 fn channels_of(c: &Checkpoint) -> Result<usize> {
     match c.get_u64("channels")? {
         ch @ (1 | 3) => Ok(ch as usize),
-        ch => Err(Error::format(c.source(), format!("{ch} channels (1 or 3 expected)"))),
+        ch => Err(Error::format(
+            c.source(),
+            format!("{ch} channels (1 or 3 expected)"),
+        )),
     }
 }
 
@@ -457,7 +482,10 @@ impl TrainedModel {
     pub fn from_checkpoint(c: &Checkpoint) -> Result<Self> {
         let kind = c.get_str("kind")?;
         if kind != MODEL_KIND && kind != STATE_KIND {
-            return Err(Error::format(c.source(), format!("holds a {kind:?}, not a model")));
+            return Err(Error::format(
+                c.source(),
+                format!("holds a {kind:?}, not a model"),
+            ));
         }
         let channels = channels_of(c)?;
         if kind == STATE_KIND {
@@ -472,7 +500,10 @@ impl TrainState {
     pub fn to_checkpoint(&self) -> Checkpoint {
         let mut c = Checkpoint::new();
         c.put_str("kind", STATE_KIND);
-        c.put_str("config", serde_json::to_string(&self.config).expect("plain data"));
+        c.put_str(
+            "config",
+            serde_json::to_string(&self.config).expect("plain data"),
+        );
         c.put_u64("channels", self.model.channels as u64);
         c.put_u64("stream", self.stream);
         put_model(&mut c, "", &self.current());
@@ -491,8 +522,14 @@ impl TrainState {
         c.put_u64("since_best", self.since_best as u64);
         c.put_u64("attempt", self.attempt as u64);
         c.put_u64_array("shuffle_rng", &self.shuffle_rng.state());
-        c.put_str("history", serde_json::to_string(&self.history).expect("plain data"));
-        c.put_str("restarts", serde_json::to_string(&self.restarts).expect("plain data"));
+        c.put_str(
+            "history",
+            serde_json::to_string(&self.history).expect("plain data"),
+        );
+        c.put_str(
+            "restarts",
+            serde_json::to_string(&self.restarts).expect("plain data"),
+        );
         c.put_u64("finished", self.finished as u64);
         c
     }
@@ -501,10 +538,13 @@ impl TrainState {
     pub fn from_checkpoint(c: &Checkpoint) -> Result<Self> {
         let kind = c.get_str("kind")?;
         if kind != STATE_KIND {
-            return Err(Error::format(c.source(), format!("holds a {kind:?}, not a training state")));
+            return Err(Error::format(
+                c.source(),
+                format!("holds a {kind:?}, not a training state"),
+            ));
         }
-        let config: TrainConfig = serde_json::from_str(c.get_str("config")?)
-            .map_err(|e| json_error(c, "config", e))?;
+        let config: TrainConfig =
+            serde_json::from_str(c.get_str("config")?).map_err(|e| json_error(c, "config", e))?;
         let channels = channels_of(c)?;
         let current = get_model(c, "", channels)?;
         let shapes = GradConModel::param_shapes(channels);

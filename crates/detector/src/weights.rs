@@ -398,3 +398,45 @@ fn split_params(v: Vec<Tensor<f32>>) -> Option<[[Tensor<f32>; 4]; 4]> {
     let [a, b, c, d] = groups;
     Some([to_array(a)?, to_array(b)?, to_array(c)?, to_array(d)?])
 }
+
+impl From<&crate::train::TrainedModel> for GradConWeights {
+    fn from(t: &crate::train::TrainedModel) -> Self {
+        let p = &t.model.params;
+        let pick = |offset: usize| -> [Tensor<f32>; 4] {
+            std::array::from_fn(|l| p[offset + 2 * l].clone())
+        };
+        Self {
+            channels: t.model.channels,
+            encoder_weights: pick(0),
+            encoder_biases: pick(1),
+            decoder_weights: pick(8),
+            decoder_biases: pick(9),
+            reference: Some(ReferenceGradients {
+                grads: std::array::from_fn(|l| t.refs[l].clone()),
+                count: t.ref_count,
+            }),
+        }
+    }
+}
+
+impl From<GradConWeights> for crate::train::TrainedModel {
+    fn from(w: GradConWeights) -> Self {
+        let channels = w.channels;
+        let params = w.parameters().map(|(_, t)| t.clone()).collect();
+        let (refs, ref_count) = match w.reference {
+            Some(r) => (r.grads.to_vec(), r.count),
+            None => (
+                crate::model::GradConModel::grad_layer_shapes(channels)
+                    .iter()
+                    .map(|s| Tensor::zeros(s))
+                    .collect(),
+                0,
+            ),
+        };
+        Self {
+            model: crate::model::GradConModel { channels, params },
+            refs,
+            ref_count,
+        }
+    }
+}

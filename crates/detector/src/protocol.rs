@@ -1,0 +1,239 @@
+//! The one-class protocol of PAPER.md: for every class a model trained on that class alone and
+//! tested against the other classes, with AUROC per class for the three scores and their mean.
+//!
+//! A run writes into its output folder, after each epoch, `class_<c>.ckpt` (the training
+//! state), and at the end of each class `class_<c>.gcm` (the selected model) and
+//! `class_<c>.json` (its results). Rerunning with the same options skips finished classes and
+//! resumes the class in progress from its checkpoint.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::auroc::auroc;
+use crate::checkpoint::write_atomic;
+use crate::data::{load_cifar10, load_fashion_mnist, load_mnist, Dataset, Split};
+use crate::gradcon::{score_batch, Scores};
+use crate::split::{fold_split, holdout_split, OneClassSplit};
+use crate::train::{train, Init, Observer, TrainConfig, TrainedModel};
+use crate::{Error, Result};
+
+/// The data sets the protocol knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatasetKind {
+    Mnist,
+    FashionMnist,
+    Cifar10,
+}
+
+impl DatasetKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Mnist => "mnist",
+            Self::FashionMnist => "fashion-mnist",
+            Self::Cifar10 => "cifar10",
+        }
+    }
+}
+
+/// Training and test images of a data set, pooled (training first).
+#[derive(Debug, Clone)]
+pub struct Pool {
+    pub kind: DatasetKind,
+    pub images: Dataset,
+    pub n_train: usize,
+}
+
+impl Pool {
+    /// Loads both official splits from `dir`.
+    pub fn load(kind: DatasetKind, dir: &Path) -> Result<Self> {
+        let load = |split| match kind {
+            DatasetKind::Mnist => load_mnist(dir, split),
+            DatasetKind::FashionMnist => load_fashion_mnist(dir, split),
+            DatasetKind::Cifar10 => load_cifar10(dir, split),
+        };
+        let train = load(Split::Train)?;
+        let test = load(Split::Test)?;
+        Ok(Self {
+            kind,
+            n_train: train.len(),
+            images: train.concat(&test)?,
+        })
+    }
+
+    /// The split of PAPER.md for `class`.
+    pub fn split(&self, class: u8, val_fraction: f64, seed: u64) -> OneClassSplit {
+        let labels = self.images.labels();
+        match self.kind {
+            DatasetKind::FashionMnist => fold_split(labels, 10, class, val_fraction > 0.0, seed),
+            _ => holdout_split(
+                &labels[..self.n_train],
+                &labels[self.n_train..],
+                class,
+                val_fraction,
+                seed,
+            ),
+        }
+    }
+}
+
+/// Scores every image of `data` at `indices` in batches of `batch`.
+pub fn score_images(
+    model: &TrainedModel,
+    data: &Dataset,
+    indices: &[usize],
+    beta: f64,
+    batch: usize,
+) -> Result<Scores> {
+    let mut scores = Scores::default();
+    for chunk in indices.chunks(batch.max(1)) {
+        let x = data.batch_tensor(chunk)?;
+        scores.extend(score_batch(&model.model.params, &model.refs, &x, beta)?);
+    }
+    Ok(scores)
+}
+
+/// AUROCs of the three scores (normal images positive).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Aurocs {
+    pub gradcon: f64,
+    pub recon: f64,
+    pub grad: f64,
+}
+
+impl Aurocs {
+    pub fn of(scores: &Scores, normal: &[bool]) -> Result<Self> {
+        let a = |s: &[f64]| auroc(s, normal).map_err(|e| Error::invalid("auroc", e.to_string()));
+        Ok(Self {
+            gradcon: a(&scores.gradcon)?,
+            recon: a(&scores.recon)?,
+            grad: a(&scores.grad)?,
+        })
+    }
+}
+
+/// The results of one class.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassResult {
+    pub class: u8,
+    pub auroc: Aurocs,
+    /// Re-initialisations after a saturated output, and why.
+    pub restarts: usize,
+    pub restart_reasons: Vec<String>,
+    /// Epoch of the selected model, and epochs run in its attempt.
+    pub selected_epoch: usize,
+    pub epochs_run: usize,
+    pub best_val_loss: Option<f64>,
+    pub train_images: usize,
+    pub val_images: usize,
+    pub test_images: usize,
+    /// Wall time of this class (training and scoring) in seconds, summed over resumed runs.
+    pub seconds: f64,
+}
+
+/// The whole protocol's results (the JSON schema of `results.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProtocolResult {
+    pub engine: String,
+    pub dataset: DatasetKind,
+    pub config: TrainConfig,
+    pub beta: f64,
+    pub threads: usize,
+    pub classes: Vec<ClassResult>,
+    pub mean: Aurocs,
+    pub total_restarts: usize,
+    pub wall_seconds: f64,
+}
+
+/// Where one class's files go.
+fn class_path(out: &Path, class: u8, ext: &str) -> PathBuf {
+    out.join(format!("class_{class}.{ext}"))
+}
+
+/// Runs (or resumes) one class.
+pub fn run_class(
+    pool: &Pool,
+    class: u8,
+    config: &TrainConfig,
+    beta: f64,
+    out: &Path,
+    observer: &mut dyn Observer,
+) -> Result<ClassResult> {
+    let result_path = class_path(out, class, "json");
+    if let Ok(text) = std::fs::read_to_string(&result_path) {
+        if let Ok(done) = serde_json::from_str::<ClassResult>(&text) {
+            return Ok(done);
+        }
+    }
+    let started = Instant::now();
+    let split = pool.split(class, config.val_fraction, config.seed);
+    let train_set = pool.images.take(&split.train)?;
+    let val_set = pool.images.take(&split.val)?;
+    let state = train(
+        config,
+        &train_set,
+        &val_set,
+        class as u64,
+        &Init::Seeded,
+        Some(&class_path(out, class, "ckpt")),
+        observer,
+    )?;
+    let model = state.selected();
+    model
+        .to_checkpoint()
+        .write_atomic(&class_path(out, class, "gcm"))?;
+    let scores = score_images(&model, &pool.images, &split.test, beta, config.batch_size)?;
+    let result = ClassResult {
+        class,
+        auroc: Aurocs::of(&scores, &split.test_is_normal)?,
+        restarts: state.attempt,
+        restart_reasons: state.restarts.clone(),
+        selected_epoch: state.selected_epoch(),
+        epochs_run: state.epoch,
+        best_val_loss: state
+            .history
+            .iter()
+            .filter(|r| r.attempt == state.attempt)
+            .filter_map(|r| r.val_loss)
+            .min_by(f64::total_cmp),
+        train_images: split.train.len(),
+        val_images: split.val.len(),
+        test_images: split.test.len(),
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    let json = serde_json::to_string_pretty(&result).expect("plain data");
+    write_atomic(&result_path, json.as_bytes())?;
+    Ok(result)
+}
+
+/// Mean of each AUROC over the classes.
+pub fn mean_aurocs(classes: &[ClassResult]) -> Aurocs {
+    let n = classes.len().max(1) as f64;
+    let mean = |f: fn(&Aurocs) -> f64| classes.iter().map(|c| f(&c.auroc)).sum::<f64>() / n;
+    Aurocs {
+        gradcon: mean(|a| a.gradcon),
+        recon: mean(|a| a.recon),
+        grad: mean(|a| a.grad),
+    }
+}
+
+/// The results as a table for a terminal.
+pub fn table(result: &ProtocolResult) -> String {
+    let mut s = format!(
+        "{:>5}  {:>8}  {:>8}  {:>8}  {:>8}  {:>6}\n",
+        "class", "GradCon", "recon", "grad", "restarts", "epoch"
+    );
+    for c in &result.classes {
+        s += &format!(
+            "{:>5}  {:>8.4}  {:>8.4}  {:>8.4}  {:>8}  {:>6}\n",
+            c.class, c.auroc.gradcon, c.auroc.recon, c.auroc.grad, c.restarts, c.selected_epoch
+        );
+    }
+    s += &format!(
+        "{:>5}  {:>8.4}  {:>8.4}  {:>8.4}  {:>8}\n",
+        "mean", result.mean.gradcon, result.mean.recon, result.mean.grad, result.total_restarts
+    );
+    s
+}
