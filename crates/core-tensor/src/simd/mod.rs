@@ -15,6 +15,8 @@ use crate::Isa;
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod lanes;
 pub mod scalar;
 
 /// Values per reduction chunk: partial sums of this many values are combined in a fixed order.
@@ -23,6 +25,15 @@ pub const REDUCE_CHUNK: usize = 4096;
 pub const PAR_REDUCE_MIN: usize = 1 << 16;
 /// Below this many values an elementwise kernel runs on the calling thread only.
 pub const PAR_MAP_MIN: usize = 1 << 16;
+
+/// Bound on the relative error of `exp` against `f64::exp` for inputs whose result is a normal
+/// f32. Measured over every f32 in `[-87, 88]` (2.2e9 values): AVX2 and AVX-512 `8.906e-8`
+/// (`0.75 eps`, worst at `x = 5.2011814`), scalar (`f32::exp`) `5.96e-8`.
+pub const EXP_MAX_REL_ERR: f64 = 9.0e-8;
+/// Bound on the relative error of `sigmoid` against the f64 sigmoid. Measured over every f32 in
+/// `[-87, 88]`: AVX2 and AVX-512 `1.778e-7` (`1.49 eps`, worst at `x = -5.2631454`), scalar
+/// `1.769e-7`.
+pub const SIGMOID_MAX_REL_ERR: f64 = 1.8e-7;
 
 fn enter(isa: Isa) {
     assert!(

@@ -1,0 +1,397 @@
+//! The bodies of the x86-64 f32 kernels, written once over [`Lanes`], one SIMD register of f32
+//! values. Each path (`avx2`, `avx512`) implements `Lanes` for its register type and wraps these
+//! `#[inline(always)]` bodies in `#[target_feature]` functions, so every body is compiled once per
+//! instruction set with that set's instructions inlined.
+//!
+//! Tails are handled with masked loads and stores on both paths, so the value computed for
+//! `x[i]` never depends on where `i` falls relative to the end of the slice.
+
+use crate::element::{Binary, Unary};
+
+/// One SIMD register of `N` f32 lanes and the lane-wise operations the kernels are built from.
+///
+/// Every method is `unsafe` for one shared reason: it executes the path's instructions, so the
+/// CPU must support them (the `Isa` check in `simd::enter` establishes this). Methods that take
+/// pointers state their extra conditions.
+pub(super) trait Lanes: Copy {
+    /// Lanes per register.
+    const N: usize;
+
+    /// Every lane `v`.
+    ///
+    /// # Safety
+    /// The CPU must support the path's instructions.
+    unsafe fn splat(v: f32) -> Self;
+    /// `N` values from `p` (unaligned).
+    ///
+    /// # Safety
+    /// The CPU must support the path's instructions and `p` must be valid for `N` reads.
+    unsafe fn load(p: *const f32) -> Self;
+    /// Stores the `N` lanes at `p` (unaligned).
+    ///
+    /// # Safety
+    /// The CPU must support the path's instructions and `p` must be valid for `N` writes.
+    unsafe fn store(self, p: *mut f32);
+    /// The first `n < N` values from `p`; the other lanes are `0.0` and their memory is not read.
+    ///
+    /// # Safety
+    /// The CPU must support the path's instructions and `p` must be valid for `n` reads.
+    unsafe fn load_part(p: *const f32, n: usize) -> Self;
+    /// Stores the first `n < N` lanes at `p`; memory past them is not touched.
+    ///
+    /// # Safety
+    /// The CPU must support the path's instructions and `p` must be valid for `n` writes.
+    unsafe fn store_part(self, p: *mut f32, n: usize);
+    /// `self + o`.
+    ///
+    /// # Safety
+    /// The CPU must support the path's instructions.
+    unsafe fn add(self, o: Self) -> Self;
+    /// `self - o`.
+    ///
+    /// # Safety
+    /// The CPU must support the path's instructions.
+    unsafe fn sub(self, o: Self) -> Self;
+    /// `self * o`.
+    ///
+    /// # Safety
+    /// The CPU must support the path's instructions.
+    unsafe fn mul(self, o: Self) -> Self;
+    /// `self / o`, correctly rounded.
+    ///
+    /// # Safety
+    /// The CPU must support the path's instructions.
+    unsafe fn div(self, o: Self) -> Self;
+    /// `self * b + c` with one rounding (fused multiply-add).
+    ///
+    /// # Safety
+    /// The CPU must support the path's instructions.
+    unsafe fn mul_add(self, b: Self, c: Self) -> Self;
+    /// `sqrt(self)`, correctly rounded.
+    ///
+    /// # Safety
+    /// The CPU must support the path's instructions.
+    unsafe fn sqrt(self) -> Self;
+    /// `-self` by flipping the sign bit (so `-(+0) = -0` and NaNs keep their payload).
+    ///
+    /// # Safety
+    /// The CPU must support the path's instructions.
+    unsafe fn neg(self) -> Self;
+    /// `|self|` by clearing the sign bit.
+    ///
+    /// # Safety
+    /// The CPU must support the path's instructions.
+    unsafe fn abs(self) -> Self;
+    /// `if self > o { self } else { o }` lane-wise: `o` when either is NaN (x86 `max` semantics).
+    ///
+    /// # Safety
+    /// The CPU must support the path's instructions.
+    unsafe fn max(self, o: Self) -> Self;
+    /// `if self < o { self } else { o }` lane-wise: `o` when either is NaN (x86 `min` semantics).
+    ///
+    /// # Safety
+    /// The CPU must support the path's instructions.
+    unsafe fn min(self, o: Self) -> Self;
+    /// Rounds to the nearest integer, ties to even.
+    ///
+    /// # Safety
+    /// The CPU must support the path's instructions.
+    unsafe fn round(self) -> Self;
+    /// `v` where `cond > 0`, else `+0.0` (NaN `cond` gives `+0.0`).
+    ///
+    /// # Safety
+    /// The CPU must support the path's instructions.
+    unsafe fn where_positive(cond: Self, v: Self) -> Self;
+    /// `a` where `cond >= 0`, else `b` (NaN `cond` gives `b`).
+    ///
+    /// # Safety
+    /// The CPU must support the path's instructions.
+    unsafe fn where_nonneg(cond: Self, a: Self, b: Self) -> Self;
+    /// `self * 2^n` for integral `n` in `[-150, 128]`, with one rounding: results past `f32::MAX`
+    /// become `inf`, results below the normal range are subnormal or `0`.
+    ///
+    /// # Safety
+    /// The CPU must support the path's instructions.
+    unsafe fn mul_pow2(self, n: Self) -> Self;
+    /// The sum of the lanes, added as a fixed pairwise tree (halves first).
+    ///
+    /// # Safety
+    /// The CPU must support the path's instructions.
+    unsafe fn sum_lanes(self) -> f32;
+}
+
+/// Independent accumulators of the reductions: enough to hide the 4-cycle add/FMA latency on two
+/// ports. Fixed, so a chunk's result is fixed.
+const ACC: usize = 8;
+
+/// `ln 2 = LN2_HI + LN2_LO` with `LN2_HI` the f32 nearest `ln 2`: for `|x| <= 104` and the
+/// integer `n` nearest `x log2 e`, `x - n LN2_HI` is a multiple of `2^-24` below `1/2` in size,
+/// so the first FMA of the range reduction computes it exactly.
+const LN2_HI: f32 = std::f32::consts::LN_2;
+const LN2_LO: f32 = -1.904_654_2e-9;
+const LOG2_E: f32 = std::f32::consts::LOG2_E;
+/// Inputs are clamped to `[EXP_LO, EXP_HI]`: below, `e^x < 2^-150` rounds to `0`; above, the
+/// result is `inf` after `mul_pow2`. The clamp keeps `n = round(x log2 e)` inside `[-150, 128]`.
+const EXP_LO: f32 = -104.0;
+const EXP_HI: f32 = 89.0;
+/// `e^r ~ 1 + r (C1 + r (C2 + r (C3 + r (C4 + r (C5 + r C6)))))` on `|r| <= ln2 / 2`: a
+/// relative-error minimax fit (Lawson-reweighted least squares on Chebyshev nodes, coefficients
+/// rounded to f32); its approximation error is `1.7e-8`, below the f32 rounding of the result.
+const EXP_C: [f32; 6] = [
+    1.0,
+    0.499_999_94,
+    0.166_664_32,
+    0.041_668,
+    0.008_374_155_5,
+    0.001_384_365_3,
+];
+
+/// `e^x` lane-wise.
+///
+/// Range reduction `x = n ln 2 + r` with `n = round(x log2 e)`, `|r| <= ln2 / 2` (`r` computed
+/// with two FMAs against the split `ln 2`, the first of which is exact); then
+/// `e^x = 2^n * p(r)` with the degree-6 polynomial [`EXP_C`] and `2^n` applied by
+/// [`Lanes::mul_pow2`]. Overflow gives `inf`, underflow `0` (or subnormals), `exp(-inf) = 0`,
+/// `exp(inf) = inf`, and NaN passes through.
+///
+/// Accuracy: see [`super::EXP_MAX_REL_ERR`].
+///
+/// # Safety
+/// The CPU must support the path's instructions.
+#[inline(always)]
+pub(super) unsafe fn exp<V: Lanes>(x: V) -> V {
+    // SAFETY: only lane arithmetic; the caller guarantees the CPU runs `V`'s instructions.
+    unsafe {
+        // `min(HI, x)` and `max(LO, .)` return their second operand on NaN, so NaN survives.
+        let x = V::splat(EXP_LO).max(V::splat(EXP_HI).min(x));
+        let n = x.mul(V::splat(LOG2_E)).round();
+        let r = n.mul_add(V::splat(-LN2_HI), x);
+        let r = n.mul_add(V::splat(-LN2_LO), r);
+        let mut p = V::splat(EXP_C[5]);
+        for &c in EXP_C[..5].iter().rev() {
+            p = p.mul_add(r, V::splat(c));
+        }
+        let p = p.mul_add(r, V::splat(1.0));
+        p.mul_pow2(n)
+    }
+}
+
+/// `1 / (1 + e^-x)` lane-wise, as `num / (1 + e)` with `e = e^-|x|` (never overflows) and
+/// `num = 1` for `x >= 0`, `num = e` for `x < 0`: one division, so one rounding after `exp`.
+/// Accuracy: see [`super::SIGMOID_MAX_REL_ERR`].
+///
+/// # Safety
+/// The CPU must support the path's instructions.
+#[inline(always)]
+pub(super) unsafe fn sigmoid<V: Lanes>(x: V) -> V {
+    // SAFETY: only lane arithmetic; the caller guarantees the CPU runs `V`'s instructions.
+    unsafe {
+        let one = V::splat(1.0);
+        let e = exp(x.abs().neg());
+        V::where_nonneg(x, one, e).div(one.add(e))
+    }
+}
+
+/// `out[i] = f(x[i])` over full registers, then one masked register for the tail.
+///
+/// # Safety
+/// The CPU must support the path's instructions.
+#[inline(always)]
+unsafe fn map1<V: Lanes>(x: &[f32], out: &mut [f32], f: impl Fn(V) -> V) {
+    let n = x.len().min(out.len());
+    let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
+    let mut i = 0;
+    // SAFETY: full registers read and write `[i, i + N)` with `i + N <= n`; the tail reads and
+    // writes `[i, n)`; both slices hold at least `n` values.
+    unsafe {
+        while i + V::N <= n {
+            f(V::load(xp.add(i))).store(op.add(i));
+            i += V::N;
+        }
+        if i < n {
+            f(V::load_part(xp.add(i), n - i)).store_part(op.add(i), n - i);
+        }
+    }
+}
+
+/// `out[i] = f(a[i], b[i])`, like [`map1`].
+///
+/// # Safety
+/// The CPU must support the path's instructions.
+#[inline(always)]
+unsafe fn map2<V: Lanes>(a: &[f32], b: &[f32], out: &mut [f32], f: impl Fn(V, V) -> V) {
+    let n = a.len().min(b.len()).min(out.len());
+    let (ap, bp, op) = (a.as_ptr(), b.as_ptr(), out.as_mut_ptr());
+    let mut i = 0;
+    // SAFETY: as in `map1`, every access lies in `[0, n)` of slices holding at least `n` values.
+    unsafe {
+        while i + V::N <= n {
+            f(V::load(ap.add(i)), V::load(bp.add(i))).store(op.add(i));
+            i += V::N;
+        }
+        if i < n {
+            let k = n - i;
+            f(V::load_part(ap.add(i), k), V::load_part(bp.add(i), k)).store_part(op.add(i), k);
+        }
+    }
+}
+
+/// `out[i] = op(x[i])`.
+///
+/// # Safety
+/// The CPU must support the path's instructions.
+#[inline(always)]
+pub(super) unsafe fn unary<V: Lanes>(op: Unary, x: &[f32], out: &mut [f32]) {
+    // SAFETY: for this block and the closures in it: lane arithmetic and `map1`, whose only
+    // condition, the CPU support, the caller guarantees.
+    unsafe {
+        match op {
+            Unary::Neg => map1::<V>(x, out, |v| v.neg()),
+            Unary::Square => map1::<V>(x, out, |v| v.mul(v)),
+            Unary::Sqrt => map1::<V>(x, out, |v| v.sqrt()),
+            Unary::Exp => map1::<V>(x, out, |v| exp(v)),
+            // `max(v, 0)` is `v > 0 ? v : 0`: NaN and -0 give +0, as in the scalar path.
+            Unary::Relu => map1::<V>(x, out, |v| v.max(V::splat(0.0))),
+            Unary::ReluMask => map1::<V>(x, out, |v| V::where_positive(v, V::splat(1.0))),
+            Unary::Sigmoid => map1::<V>(x, out, |v| sigmoid(v)),
+        }
+    }
+}
+
+/// `out[i] = op(a[i], b[i])`.
+///
+/// # Safety
+/// The CPU must support the path's instructions.
+#[inline(always)]
+pub(super) unsafe fn binary<V: Lanes>(op: Binary, a: &[f32], b: &[f32], out: &mut [f32]) {
+    // SAFETY: for this block and the closures in it, as in `unary`.
+    unsafe {
+        match op {
+            Binary::Add => map2::<V>(a, b, out, |x, y| x.add(y)),
+            Binary::Sub => map2::<V>(a, b, out, |x, y| x.sub(y)),
+            Binary::Mul => map2::<V>(a, b, out, |x, y| x.mul(y)),
+            Binary::Div => map2::<V>(a, b, out, |x, y| x.div(y)),
+            Binary::ReluBackward => map2::<V>(a, b, out, |g, m| V::where_positive(m, g)),
+        }
+    }
+}
+
+/// `out[i] = alpha * x[i]`.
+///
+/// # Safety
+/// The CPU must support the path's instructions.
+#[inline(always)]
+pub(super) unsafe fn scale<V: Lanes>(alpha: f32, x: &[f32], out: &mut [f32]) {
+    // SAFETY: for this block and the closure in it, as in `unary`.
+    unsafe {
+        let a = V::splat(alpha);
+        map1::<V>(x, out, |v| a.mul(v))
+    }
+}
+
+/// `y[i] = fma(alpha, x[i], y[i])`: one rounding per value.
+///
+/// # Safety
+/// The CPU must support the path's instructions.
+#[inline(always)]
+pub(super) unsafe fn axpy<V: Lanes>(alpha: f32, x: &[f32], y: &mut [f32]) {
+    let n = x.len().min(y.len());
+    let (xp, yp) = (x.as_ptr(), y.as_mut_ptr());
+    let mut i = 0;
+    // SAFETY: every access lies in `[0, n)` of slices holding at least `n` values; the CPU
+    // support is the caller's guarantee.
+    unsafe {
+        let a = V::splat(alpha);
+        while i + V::N <= n {
+            a.mul_add(V::load(xp.add(i)), V::load(yp.add(i)))
+                .store(yp.add(i));
+            i += V::N;
+        }
+        if i < n {
+            let k = n - i;
+            a.mul_add(V::load_part(xp.add(i), k), V::load_part(yp.add(i), k))
+                .store_part(yp.add(i), k);
+        }
+    }
+}
+
+/// Combines the accumulators as a fixed pairwise tree, then the lanes.
+///
+/// # Safety
+/// The CPU must support the path's instructions.
+#[inline(always)]
+unsafe fn fold_acc<V: Lanes>(acc: [V; ACC]) -> f32 {
+    // SAFETY: lane arithmetic only; the CPU support is the caller's guarantee.
+    unsafe {
+        let q = [
+            acc[0].add(acc[1]),
+            acc[2].add(acc[3]),
+            acc[4].add(acc[5]),
+            acc[6].add(acc[7]),
+        ];
+        q[0].add(q[1]).add(q[2].add(q[3])).sum_lanes()
+    }
+}
+
+/// `sum_i a[i]`: value `i` of each block of `ACC * N` goes to accumulator `(i / N) % ACC`, lane
+/// `i % N`; the remaining full registers go to accumulator 0 and the masked tail to accumulator 1.
+/// The pattern depends only on the length, so the result does too.
+///
+/// # Safety
+/// The CPU must support the path's instructions.
+#[inline(always)]
+pub(super) unsafe fn sum<V: Lanes>(a: &[f32]) -> f32 {
+    let n = a.len();
+    let p = a.as_ptr();
+    let mut i = 0;
+    // SAFETY: every read lies in `[0, n)`; the CPU support is the caller's guarantee.
+    unsafe {
+        let mut acc = [V::splat(0.0); ACC];
+        while i + ACC * V::N <= n {
+            for (j, s) in acc.iter_mut().enumerate() {
+                *s = s.add(V::load(p.add(i + j * V::N)));
+            }
+            i += ACC * V::N;
+        }
+        while i + V::N <= n {
+            acc[0] = acc[0].add(V::load(p.add(i)));
+            i += V::N;
+        }
+        if i < n {
+            acc[1] = acc[1].add(V::load_part(p.add(i), n - i));
+        }
+        fold_acc(acc)
+    }
+}
+
+/// `sum_i a[i] b[i]` with fused multiply-adds, accumulated in the pattern of [`sum`].
+///
+/// # Safety
+/// The CPU must support the path's instructions.
+#[inline(always)]
+pub(super) unsafe fn dot<V: Lanes>(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (ap, bp) = (a.as_ptr(), b.as_ptr());
+    let mut i = 0;
+    // SAFETY: every read lies in `[0, n)` of both slices; the CPU support is the caller's
+    // guarantee.
+    unsafe {
+        let mut acc = [V::splat(0.0); ACC];
+        while i + ACC * V::N <= n {
+            for (j, s) in acc.iter_mut().enumerate() {
+                let k = i + j * V::N;
+                *s = V::load(ap.add(k)).mul_add(V::load(bp.add(k)), *s);
+            }
+            i += ACC * V::N;
+        }
+        while i + V::N <= n {
+            acc[0] = V::load(ap.add(i)).mul_add(V::load(bp.add(i)), acc[0]);
+            i += V::N;
+        }
+        if i < n {
+            let k = n - i;
+            acc[1] = V::load_part(ap.add(i), k).mul_add(V::load_part(bp.add(i), k), acc[1]);
+        }
+        fold_acc(acc)
+    }
+}
