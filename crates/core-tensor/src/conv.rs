@@ -9,7 +9,12 @@
 //! gradient of `conv_transpose2d` is a `conv2d`; both weight gradients are `conv2d_weight_grad`
 //! (for the transposed convolution with the roles of input and output gradient swapped).
 
-use crate::{reference, Element, Isa, Result, Tensor, TensorError};
+use crate::gemm::kernels::Kernel;
+use crate::{Element, Isa, Result, Tensor, TensorError};
+
+mod direct;
+
+use direct::Geometry;
 
 /// Stride and zero padding of a convolution, per spatial axis `[height, width]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -231,8 +236,26 @@ pub fn conv2d_on<T: Element>(
 ) -> Result<Tensor<T>> {
     let s = conv2d_shape(x, w, spec)?;
     check_bias("conv2d", b, s.o)?;
-    isa.checked()?.record();
-    Ok(reference::conv2d(x, w, b, spec).cast())
+    let isa = isa.checked()?;
+    isa.record();
+    let g = Geometry {
+        s,
+        stride: spec.stride,
+        padding: spec.padding,
+    };
+    let mut y = Tensor::zeros(&[s.n, s.o, s.ho, s.wo]);
+    if !y.is_empty() {
+        let b = b.map(Tensor::data);
+        direct::forward(
+            Kernel::for_isa(isa),
+            &g,
+            x.data(),
+            w.data(),
+            b,
+            y.data_mut(),
+        );
+    }
+    Ok(y)
 }
 
 /// Checks `conv_transpose2d(x, w)` and returns the shapes of the forward convolution it is the
@@ -293,8 +316,26 @@ pub fn conv_transpose2d_on<T: Element>(
 ) -> Result<Tensor<T>> {
     let s = conv_transpose2d_shape(x, w, spec)?;
     check_bias("conv_transpose2d", b, s.c)?;
-    isa.checked()?.record();
-    Ok(reference::conv_transpose2d(x, w, b, spec).cast())
+    let isa = isa.checked()?;
+    isa.record();
+    let g = Geometry {
+        s,
+        stride: spec.stride,
+        padding: spec.padding,
+    };
+    let mut y = Tensor::zeros(&[s.n, s.c, s.h, s.w]);
+    if !y.is_empty() {
+        let b = b.map(Tensor::data);
+        direct::adjoint(
+            Kernel::for_isa(isa),
+            &g,
+            x.data(),
+            w.data(),
+            b,
+            y.data_mut(),
+        );
+    }
+    Ok(y)
 }
 
 /// Weight gradient of `conv2d`: `dw[o,c,p,q] = sum_{n,i,j} x[n,c,i s-pad+p, j s-pad+q] gy[n,o,i,j]`.
@@ -358,9 +399,81 @@ pub fn conv2d_weight_grad_on<T: Element>(
     kernel_hw: [usize; 2],
     spec: Conv2dSpec,
 ) -> Result<Tensor<T>> {
-    conv2d_weight_grad_shape(x, gy, kernel_hw, spec)?;
-    isa.checked()?.record();
-    Ok(reference::conv2d_weight_grad(x, gy, kernel_hw, spec).cast())
+    let s = conv2d_weight_grad_shape(x, gy, kernel_hw, spec)?;
+    let isa = isa.checked()?;
+    isa.record();
+    let g = Geometry {
+        s,
+        stride: spec.stride,
+        padding: spec.padding,
+    };
+    let mut dw = Tensor::zeros(&[s.o, s.c, s.kh, s.kw]);
+    let len = dw.len();
+    if len == 0 || s.n == 0 {
+        return Ok(dw);
+    }
+    // A fixed partition of the batch (by shape only); partial sums added in chunk order.
+    let nb = direct::batch_chunk(s.n, s.ho * s.wo);
+    let mut parts = vec![T::ZERO; s.n.div_ceil(nb) * len];
+    direct::weight_grad_chunks(
+        Kernel::for_isa(isa),
+        &g,
+        x.data(),
+        gy.data(),
+        nb,
+        &mut parts,
+    );
+    let (sum, rest) = parts.split_at_mut(len);
+    for part in rest.chunks(len) {
+        for (a, &p) in sum.iter_mut().zip(part) {
+            *a += p;
+        }
+    }
+    direct::to_weight_layout(&g, sum, dw.data_mut());
+    Ok(dw)
+}
+
+/// Per-example weight gradients of `conv2d`:
+/// `dw[n,o,c,p,q] = sum_{i,j} x[n,c,i s-pad+p, j s-pad+q] gy[n,o,i,j]`, shape `[n, o, c, kh, kw]`.
+///
+/// Slice `n` is the weight gradient of example `n` alone (a batch of one), before any sum over
+/// the batch: what per-example gradient methods need.
+pub fn conv2d_weight_grad_per_example<T: Element>(
+    x: &Tensor<T>,
+    gy: &Tensor<T>,
+    kernel_hw: [usize; 2],
+    spec: Conv2dSpec,
+) -> Result<Tensor<T>> {
+    conv2d_weight_grad_per_example_on(Isa::detect(), x, gy, kernel_hw, spec)
+}
+
+/// [`conv2d_weight_grad_per_example`] on a named SIMD path.
+pub fn conv2d_weight_grad_per_example_on<T: Element>(
+    isa: Isa,
+    x: &Tensor<T>,
+    gy: &Tensor<T>,
+    kernel_hw: [usize; 2],
+    spec: Conv2dSpec,
+) -> Result<Tensor<T>> {
+    let s = conv2d_weight_grad_shape(x, gy, kernel_hw, spec)?;
+    let isa = isa.checked()?;
+    isa.record();
+    let g = Geometry {
+        s,
+        stride: spec.stride,
+        padding: spec.padding,
+    };
+    let mut dw = Tensor::zeros(&[s.n, s.o, s.c, s.kh, s.kw]);
+    let len = s.o * s.c * s.kh * s.kw;
+    if len == 0 || s.n == 0 {
+        return Ok(dw);
+    }
+    let mut parts = vec![T::ZERO; s.n * len];
+    direct::weight_grad_chunks(Kernel::for_isa(isa), &g, x.data(), gy.data(), 1, &mut parts);
+    for (part, out) in parts.chunks(len).zip(dw.data_mut().chunks_mut(len)) {
+        direct::to_weight_layout(&g, part, out);
+    }
+    Ok(dw)
 }
 
 /// Input gradient of `conv2d`: the transposed convolution of `gy` with `w`, sized back to
@@ -382,8 +495,65 @@ pub fn conv2d_input_grad_on<T: Element>(
     input_hw: [usize; 2],
     spec: Conv2dSpec,
 ) -> Result<Tensor<T>> {
-    let t = transpose_spec_for(gy, w, input_hw, spec)?;
-    conv_transpose2d_on(isa, gy, w, None, t)
+    const OP: &str = "conv2d_input_grad";
+    let [n, o, ho, wo] = gy.dims4(OP)?;
+    let [o2, c, kh, kw] = w.dims4(OP)?;
+    if o != o2 {
+        return Err(geometry_error(
+            OP,
+            gy,
+            w,
+            format!("output gradient has {o} channels, weight has {o2} outputs"),
+        ));
+    }
+    // Phrased as the adjoint of the forward convolution of an `input_hw` input, this is defined
+    // even where no transposed-convolution spec describes it (an input seen only as padding).
+    match spec.output_hw(input_hw, [kh, kw]) {
+        Ok(out) if out == [ho, wo] => {}
+        Ok(out) => {
+            return Err(geometry_error(
+                OP,
+                gy,
+                w,
+                format!(
+                    "an input of size {input_hw:?} gives a {out:?} output, but the output \
+                     gradient is {:?}",
+                    [ho, wo]
+                ),
+            ))
+        }
+        Err(reason) => return Err(geometry_error(OP, gy, w, reason)),
+    }
+    let isa = isa.checked()?;
+    isa.record();
+    let [h, wd] = input_hw;
+    let g = Geometry {
+        s: ConvShape {
+            n,
+            c,
+            h,
+            w: wd,
+            o,
+            kh,
+            kw,
+            ho,
+            wo,
+        },
+        stride: spec.stride,
+        padding: spec.padding,
+    };
+    let mut gx = Tensor::zeros(&[n, c, h, wd]);
+    if !gx.is_empty() {
+        direct::adjoint(
+            Kernel::for_isa(isa),
+            &g,
+            gy.data(),
+            w.data(),
+            None,
+            gx.data_mut(),
+        );
+    }
+    Ok(gx)
 }
 
 /// The transposed-convolution spec that maps a `conv2d` output gradient back to `input_hw`.

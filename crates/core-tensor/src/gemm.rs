@@ -1,6 +1,24 @@
-//! Matrix multiplication: `C <- alpha op(A) op(B) + beta C`, through `matrixmultiply`.
+//! Matrix multiplication: `C <- alpha op(A) op(B) + beta C`.
+//!
+//! `f32` runs this crate's own register-tile kernels ([`kernels`]) on the named [`Isa`] path;
+//! `f64` runs the same driver with the portable kernel. Every entry of `C` is a sum over `k` in
+//! the same order whatever the thread count (threads split the rows of `C`, never `k`), so the
+//! result is bit-identical with any number of threads.
 
-use crate::{Element, Result, Tensor, TensorError};
+use std::cell::RefCell;
+
+use rayon::prelude::*;
+
+use crate::{Element, Isa, Result, Tensor, TensorError};
+
+pub(crate) mod kernels;
+
+use kernels::{Kernel, TileArgs, MAX_MR, MAX_TILE};
+
+/// Reduction block: `KC` rows of packed `B` (`KC x NR` values) stay in L1 across the row tiles.
+const KC: usize = 256;
+/// Below this many multiply-adds a GEMM runs on the calling thread only.
+const PAR_MIN_MACS: usize = 1 << 18;
 
 /// Whether an operand is used as stored or transposed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -9,7 +27,31 @@ pub enum Transpose {
     Yes,
 }
 
-/// `C <- alpha op(A) op(B) + beta C` on row-major slices.
+thread_local! {
+    /// Per-thread pool of scratch buffers, reused across calls so kernels do not allocate per
+    /// example. Stored as `f64` so any element type can be viewed through `bytemuck`.
+    static SCRATCH: RefCell<Vec<Vec<f64>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on a scratch buffer of `len` values from this thread's pool (contents unspecified).
+///
+/// The buffer is taken out of the pool for the duration of `f`, so nested calls, and rayon tasks
+/// stolen while `f` waits, get buffers of their own.
+pub(crate) fn with_scratch<T: Element, R>(len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
+    let words = (len * std::mem::size_of::<T>()).div_ceil(8);
+    let mut buf = SCRATCH
+        .with(|pool| pool.borrow_mut().pop())
+        .unwrap_or_default();
+    if buf.len() < words {
+        buf.resize(words, 0.0);
+    }
+    let view: &mut [T] = bytemuck::cast_slice_mut(&mut buf[..words]);
+    let out = f(&mut view[..len]);
+    SCRATCH.with(|pool| pool.borrow_mut().push(buf));
+    out
+}
+
+/// `C <- alpha op(A) op(B) + beta C` on row-major slices, on the detected SIMD path.
 ///
 /// `op(A)` is `m x k`, `op(B)` is `k x n`, `C` is `m x n`. A is stored `m x k` (or `k x m` when
 /// transposed), B `k x n` (or `n x k`). With `beta == 0` the old contents of `C` are ignored
@@ -29,39 +71,133 @@ pub fn gemm<T: Element>(
     beta: T,
     c: &mut [T],
 ) {
+    gemm_on(Isa::detect(), m, k, n, alpha, a, ta, b, tb, beta, c)
+}
+
+/// [`gemm`] on a named SIMD path.
+///
+/// # Panics
+/// If a slice is shorter than its matrix, or the CPU cannot run `isa`.
+pub fn gemm_on<T: Element>(
+    isa: Isa,
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: T,
+    a: &[T],
+    ta: Transpose,
+    b: &[T],
+    tb: Transpose,
+    beta: T,
+    c: &mut [T],
+) {
     assert!(a.len() >= m * k, "gemm: A holds {} < {m}x{k}", a.len());
     assert!(b.len() >= k * n, "gemm: B holds {} < {k}x{n}", b.len());
     assert!(c.len() >= m * n, "gemm: C holds {} < {m}x{n}", c.len());
+    assert!(
+        isa.is_supported(),
+        "gemm: the {isa} kernels cannot run on this CPU"
+    );
+    isa.record();
+    let c = &mut c[..m * n];
     if m == 0 || n == 0 {
         return;
     }
-    let (rsa, csa) = match ta {
-        Transpose::No => (k as isize, 1),
-        Transpose::Yes => (1, m as isize),
+    if k == 0 {
+        for v in c.iter_mut() {
+            *v = if beta == T::ZERO { T::ZERO } else { beta * *v };
+        }
+        return;
+    }
+    let kern = Kernel::<T>::for_isa(isa);
+    let (mr, nr) = (kern.mr, kern.nr);
+    // Row `i` of op(A) starts at `a + i a_row`; consecutive `k` are `a_step` apart.
+    let (a_row, a_step) = match ta {
+        Transpose::No => (k, 1),
+        Transpose::Yes => (1, m),
     };
-    let (rsb, csb) = match tb {
-        Transpose::No => (n as isize, 1),
-        Transpose::Yes => (1, k as isize),
+    let panels = n.div_ceil(nr);
+    let parallel = m * n * k >= PAR_MIN_MACS && m > mr;
+    // Row blocks of whole tiles, about four per thread, so the threads share the work evenly.
+    let block_rows = if parallel {
+        mr * m
+            .div_ceil(mr)
+            .div_ceil(4 * rayon::current_num_threads())
+            .max(1)
+    } else {
+        m
     };
-    // SAFETY: the asserts above show each slice covers its matrix under these strides, and `c`
-    // is a unique borrow, so it aliases neither input.
-    unsafe {
-        T::gemm_raw(
-            m,
-            k,
-            n,
-            alpha,
-            a.as_ptr(),
-            rsa,
-            csa,
-            b.as_ptr(),
-            rsb,
-            csb,
-            beta,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        )
+    for pc in (0..k).step_by(KC) {
+        let kc = KC.min(k - pc);
+        // Later reduction blocks add to what the first one wrote.
+        let beta = if pc == 0 { beta } else { T::ONE };
+        with_scratch::<T, _>(panels * kc * nr, |packed| {
+            // B panel `jp` holds rows pc..pc+kc of columns jp*nr.., zero-padded to nr columns.
+            for jp in 0..panels {
+                let panel = &mut packed[jp * kc * nr..(jp + 1) * kc * nr];
+                for p in 0..kc {
+                    for jj in 0..nr {
+                        let j = jp * nr + jj;
+                        panel[p * nr + jj] = if j >= n {
+                            T::ZERO
+                        } else if tb == Transpose::No {
+                            b[(pc + p) * n + j]
+                        } else {
+                            b[j * k + pc + p]
+                        };
+                    }
+                }
+            }
+            let packed = &*packed;
+            let block = |(bi, cb): (usize, &mut [T])| {
+                let i0 = bi * block_rows;
+                let rows_here = cb.len() / n;
+                let mut tile = [T::ZERO; MAX_TILE];
+                let taps = [(pc * a_step) as isize];
+                for it in (0..rows_here).step_by(mr) {
+                    let valid = mr.min(rows_here - it);
+                    let mut rows = [a.as_ptr(); MAX_MR];
+                    for (i, r) in rows.iter_mut().enumerate().take(mr) {
+                        // Rows past the end repeat the last valid row; their results are dropped.
+                        let row = i0 + it + i.min(valid - 1);
+                        *r = a[row * a_row..].as_ptr();
+                    }
+                    for jp in 0..panels {
+                        let args = TileArgs {
+                            rows,
+                            taps: &taps,
+                            kc,
+                            a_step,
+                            b: packed[jp * kc * nr..].as_ptr(),
+                            b_step: nr,
+                        };
+                        // SAFETY: row `r` of op(A) reads `a[r a_row + (pc + p) a_step]` for
+                        // p < kc, inside `a` (asserted length, `pc + kc <= k`); the panel holds
+                        // kc rows of nr values; the CPU supports `isa` (asserted).
+                        unsafe { kern.run(&args, &mut tile) };
+                        let cols = nr.min(n - jp * nr);
+                        for i in 0..valid {
+                            let crow = &mut cb[(it + i) * n + jp * nr..][..cols];
+                            let trow = &tile[i * nr..][..cols];
+                            if beta == T::ZERO {
+                                for (cv, &tv) in crow.iter_mut().zip(trow) {
+                                    *cv = alpha * tv;
+                                }
+                            } else {
+                                for (cv, &tv) in crow.iter_mut().zip(trow) {
+                                    *cv = alpha * tv + beta * *cv;
+                                }
+                            }
+                        }
+                    }
+                }
+            };
+            if parallel {
+                c.par_chunks_mut(block_rows * n).enumerate().for_each(block);
+            } else {
+                c.chunks_mut(block_rows * n).enumerate().for_each(block);
+            }
+        });
     }
 }
 

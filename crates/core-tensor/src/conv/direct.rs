@@ -1,0 +1,425 @@
+//! The three convolution kernels as indirect GEMMs on NHWC copies of the images.
+//!
+//! Each chunk of examples copies its images into a zero-padded NHWC scratch buffer
+//! (`[e][y + pad][x + pad][channel]`). In that layout the im2col row of output position
+//! `(i, j)` at kernel tap `(p, q)` is the contiguous channel vector at
+//! `(i s + p, j s + q)`, so the microkernel reads it in place ([`TileArgs`] row pointers plus
+//! per-tap offsets) and no im2col matrix is built:
+//! - forward: `y[pos, o] = sum_{tap, c} xpad[pos + tap, c] w[o, c, tap]` (rows = positions);
+//! - adjoint (input gradient, transposed convolution):
+//!   `xpad[pos + tap, c] += sum_o gy[pos, o] w[o, c, tap]`, the tile's columns being `(tap, c)`
+//!   pairs scattered back (col2im) as contiguous channel runs;
+//! - weight gradient: `dw[(tap, c), o] = sum_pos xpad[pos + tap, c] gy[pos, o]`, rows `(tap, c)`
+//!   packed `MR` at a time, reduced over the positions of the chunk.
+//!
+//! Chunks are fixed by the shapes alone ([`batch_chunk`]), never by the thread count.
+
+use rayon::prelude::*;
+
+use crate::conv::ConvShape;
+use crate::gemm::kernels::{Kernel, TileArgs, MAX_MR, MAX_TILE};
+use crate::gemm::with_scratch;
+use crate::Element;
+
+/// Output positions a chunk of examples should hold at least (enough rows for the tiles).
+const CHUNK_POSITIONS: usize = 256;
+
+/// A convolution's shapes with its stride and padding: the forward map
+/// `[n, c, h, w] -> [n, o, ho, wo]` that all three kernels are phrased in.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Geometry {
+    pub s: ConvShape,
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+}
+
+impl Geometry {
+    fn hp(&self) -> usize {
+        self.s.h + 2 * self.padding[0]
+    }
+    fn wp(&self) -> usize {
+        self.s.w + 2 * self.padding[1]
+    }
+    fn taps(&self) -> usize {
+        self.s.kh * self.s.kw
+    }
+    /// Values of one padded NHWC image.
+    fn padded_len(&self) -> usize {
+        self.hp() * self.wp() * self.s.c
+    }
+    fn positions(&self) -> usize {
+        self.s.ho * self.s.wo
+    }
+    /// Offset in a padded NHWC image of kernel tap `tap = p kw + q` from the top-left pixel.
+    fn tap_offset(&self, tap: usize) -> usize {
+        ((tap / self.s.kw) * self.wp() + tap % self.s.kw) * self.s.c
+    }
+    /// Offset of column `q = tap c + channel` of the im2col matrix (needs `c > 0`).
+    fn column_offset(&self, q: usize) -> usize {
+        self.tap_offset(q / self.s.c) + q % self.s.c
+    }
+    /// Offset of the top-left input pixel of output position `pos` of example `e`.
+    fn row_base(&self, e: usize, pos: usize) -> usize {
+        let (i, j) = (pos / self.s.wo, pos % self.s.wo);
+        e * self.padded_len() + (i * self.stride[0] * self.wp() + j * self.stride[1]) * self.s.c
+    }
+    /// Copies `ne` NCHW images into zero-padded NHWC.
+    fn pad_nhwc<T: Element>(&self, x: &[T], ne: usize, out: &mut [T]) {
+        let (c, h, w) = (self.s.c, self.s.h, self.s.w);
+        let (wp, [ph, pw]) = (self.wp(), self.padding);
+        out.fill(T::ZERO);
+        for e in 0..ne {
+            let img = &mut out[e * self.padded_len()..][..self.padded_len()];
+            for ch in 0..c {
+                let plane = &x[(e * c + ch) * h * w..][..h * w];
+                for y in 0..h {
+                    let dst = ((y + ph) * wp + pw) * c + ch;
+                    for (xi, &v) in plane[y * w..(y + 1) * w].iter().enumerate() {
+                        img[dst + xi * c] = v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Examples per chunk: enough positions for full tiles, at least four chunks per batch.
+pub(super) fn batch_chunk(n: usize, positions: usize) -> usize {
+    CHUNK_POSITIONS
+        .div_ceil(positions.max(1))
+        .clamp(1, (n / 4).max(1))
+}
+
+/// Row pointers of the tile of positions `p0..p0+mr` (past `total`, the last valid one repeats).
+fn position_rows<T>(
+    g: &Geometry,
+    base: *const T,
+    p0: usize,
+    total: usize,
+    mr: usize,
+    row_len: Option<usize>,
+) -> [*const T; MAX_MR] {
+    let pos = g.positions();
+    let mut rows = [base; MAX_MR];
+    for (i, r) in rows.iter_mut().enumerate().take(mr) {
+        let p = (p0 + i).min(total - 1);
+        let off = match row_len {
+            // Rows of a dense [position][row_len] matrix.
+            Some(len) => p * len,
+            None => g.row_base(p / pos, p % pos),
+        };
+        *r = base.wrapping_add(off);
+    }
+    rows
+}
+
+/// Packs `w[o][c][tap]` into `NR`-column panels of the `(tap, c) x o` matrix.
+fn pack_forward_weights<T: Element>(g: &Geometry, nr: usize, w: &[T], out: &mut [T]) {
+    let (o, c, taps) = (g.s.o, g.s.c, g.taps());
+    let kdim = taps * c;
+    if kdim == 0 {
+        return;
+    }
+    for (jp, panel) in out.chunks_mut(kdim * nr).enumerate() {
+        for tap in 0..taps {
+            for ch in 0..c {
+                let row = &mut panel[(tap * c + ch) * nr..][..nr];
+                for (jj, v) in row.iter_mut().enumerate() {
+                    let oc = jp * nr + jj;
+                    *v = if oc < o {
+                        w[(oc * c + ch) * taps + tap]
+                    } else {
+                        T::ZERO
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// `y = conv2d(x, w) + b`, all NCHW, on kernel `kern`.
+pub(super) fn forward<T: Element>(
+    kern: Kernel<T>,
+    g: &Geometry,
+    x: &[T],
+    w: &[T],
+    bias: Option<&[T]>,
+    y: &mut [T],
+) {
+    let ConvShape { n, c, h, o, .. } = g.s;
+    let (mr, nr) = (kern.mr, kern.nr);
+    let (pos, taps) = (g.positions(), g.taps());
+    let panels = o.div_ceil(nr);
+    let tap_offsets: Vec<isize> = (0..taps).map(|t| g.tap_offset(t) as isize).collect();
+    let nb = batch_chunk(n, pos);
+    with_scratch::<T, _>(panels * taps * c * nr, |wpack| {
+        pack_forward_weights(g, nr, w, wpack);
+        let wpack = &*wpack;
+        y.par_chunks_mut(nb * o * pos)
+            .enumerate()
+            .for_each(|(chunk, yc)| {
+                let ne = yc.len() / (o * pos);
+                let xc = &x[chunk * nb * c * h * g.s.w..][..ne * c * h * g.s.w];
+                with_scratch::<T, _>(ne * g.padded_len(), |xpad| {
+                    g.pad_nhwc(xc, ne, xpad);
+                    let total = ne * pos;
+                    let mut tile = [T::ZERO; MAX_TILE];
+                    for p0 in (0..total).step_by(mr) {
+                        let valid = mr.min(total - p0);
+                        let rows = position_rows(g, xpad.as_ptr(), p0, total, mr, None);
+                        for jp in 0..panels {
+                            let args = TileArgs {
+                                rows,
+                                taps: &tap_offsets,
+                                kc: c,
+                                a_step: 1,
+                                b: wpack[jp * taps * c * nr..].as_ptr(),
+                                b_step: nr,
+                            };
+                            // SAFETY: every row points at a position's top-left pixel in `xpad`,
+                            // and `row + tap offset + channel` stays inside that padded image
+                            // (the output size guarantees `i s + p < h + 2 pad`); the panel holds
+                            // `taps c` rows of `nr` values; the caller checked the ISA.
+                            unsafe { kern.run(&args, &mut tile) };
+                            let cols = nr.min(o - jp * nr);
+                            for i in 0..valid {
+                                let (e, p) = ((p0 + i) / pos, (p0 + i) % pos);
+                                for jj in 0..cols {
+                                    let oc = jp * nr + jj;
+                                    let b = bias.map_or(T::ZERO, |b| b[oc]);
+                                    yc[(e * o + oc) * pos + p] = tile[i * nr + jj] + b;
+                                }
+                            }
+                        }
+                    }
+                });
+            });
+    });
+}
+
+/// The adjoint of [`forward`] in `x`: `gx = conv2d_input_grad(gy, w) + b[c]`, all NCHW.
+pub(super) fn adjoint<T: Element>(
+    kern: Kernel<T>,
+    g: &Geometry,
+    gy: &[T],
+    w: &[T],
+    bias: Option<&[T]>,
+    gx: &mut [T],
+) {
+    let ConvShape { n, c, h, o, .. } = g.s;
+    let wd = g.s.w;
+    let (mr, nr) = (kern.mr, kern.nr);
+    let (pos, taps) = (g.positions(), g.taps());
+    let kdim = taps * c;
+    let panels = kdim.div_ceil(nr);
+    // Where column q = tap c + channel of a tile lands relative to the position's top-left pixel,
+    // and whether a panel's columns are one contiguous channel run (then col2im is a slice add).
+    let col_offsets: Vec<usize> = (0..kdim).map(|q| g.column_offset(q)).collect();
+    let contiguous: Vec<bool> = (0..panels)
+        .map(|jp| {
+            let cols = &col_offsets[jp * nr..kdim.min((jp + 1) * nr)];
+            cols.iter()
+                .enumerate()
+                .all(|(jj, &off)| off == cols[0] + jj)
+        })
+        .collect();
+    let nb = batch_chunk(n, pos);
+    let [ph, pw] = g.padding;
+    let (wp, plen) = (g.wp(), g.padded_len());
+    with_scratch::<T, _>(panels * o * nr, |wpack| {
+        // Panel jp: row oc holds w[oc][channel][tap] for the panel's (tap, channel) columns.
+        for jp in 0..panels {
+            for oc in 0..o {
+                for jj in 0..nr {
+                    let q = jp * nr + jj;
+                    wpack[(jp * o + oc) * nr + jj] = if q < kdim {
+                        w[(oc * c + q % c) * taps + q / c]
+                    } else {
+                        T::ZERO
+                    };
+                }
+            }
+        }
+        let wpack = &*wpack;
+        gx.par_chunks_mut(nb * c * h * wd)
+            .enumerate()
+            .for_each(|(chunk, gxc)| {
+                let ne = gxc.len() / (c * h * wd);
+                let gyc = &gy[chunk * nb * o * pos..][..ne * o * pos];
+                with_scratch::<T, _>(ne * pos * o, |gn| {
+                    // gy as a dense [position][o] matrix: the rows of this GEMM.
+                    for e in 0..ne {
+                        for oc in 0..o {
+                            for p in 0..pos {
+                                gn[(e * pos + p) * o + oc] = gyc[(e * o + oc) * pos + p];
+                            }
+                        }
+                    }
+                    with_scratch::<T, _>(ne * plen, |xpad| {
+                        xpad.fill(T::ZERO);
+                        let total = ne * pos;
+                        let mut tile = [T::ZERO; MAX_TILE];
+                        for p0 in (0..total).step_by(mr) {
+                            let valid = mr.min(total - p0);
+                            let rows = position_rows(g, gn.as_ptr(), p0, total, mr, Some(o));
+                            for jp in 0..panels {
+                                let args = TileArgs {
+                                    rows,
+                                    taps: &[0],
+                                    kc: o,
+                                    a_step: 1,
+                                    b: wpack[jp * o * nr..].as_ptr(),
+                                    b_step: nr,
+                                };
+                                // SAFETY: each row is a whole `o`-value row of `gn`; the panel
+                                // holds `o` rows of `nr` values; the caller checked the ISA.
+                                unsafe { kern.run(&args, &mut tile) };
+                                let cols = nr.min(kdim - jp * nr);
+                                let offs = &col_offsets[jp * nr..][..cols];
+                                for i in 0..valid {
+                                    let (e, p) = ((p0 + i) / pos, (p0 + i) % pos);
+                                    let base = g.row_base(e, p);
+                                    let trow = &tile[i * nr..][..cols];
+                                    if contiguous[jp] {
+                                        let dst = &mut xpad[base + offs[0]..][..cols];
+                                        for (d, &t) in dst.iter_mut().zip(trow) {
+                                            *d += t;
+                                        }
+                                    } else {
+                                        for (&off, &t) in offs.iter().zip(trow) {
+                                            xpad[base + off] += t;
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        // Crop the padding and return to NCHW, adding the bias.
+                        for e in 0..ne {
+                            for ch in 0..c {
+                                let b = bias.map_or(T::ZERO, |b| b[ch]);
+                                let plane = &mut gxc[(e * c + ch) * h * wd..][..h * wd];
+                                for y in 0..h {
+                                    let src = e * plen + ((y + ph) * wp + pw) * c + ch;
+                                    for (xi, v) in
+                                        plane[y * wd..(y + 1) * wd].iter_mut().enumerate()
+                                    {
+                                        *v = xpad[src + xi * c] + b;
+                                    }
+                                }
+                            }
+                        }
+                    });
+                });
+            });
+    });
+}
+
+/// Weight gradients of chunks of `nb` examples: `parts[chunk]` is `dw[(tap, c), o]` summed over
+/// the chunk's examples (row-major `(taps c) x o`).
+pub(super) fn weight_grad_chunks<T: Element>(
+    kern: Kernel<T>,
+    g: &Geometry,
+    x: &[T],
+    gy: &[T],
+    nb: usize,
+    parts: &mut [T],
+) {
+    let ConvShape { c, h, o, .. } = g.s;
+    let wd = g.s.w;
+    let (mr, nr) = (kern.mr, kern.nr);
+    let (pos, taps) = (g.positions(), g.taps());
+    let kdim = taps * c;
+    let panels = o.div_ceil(nr);
+    let col_offsets: Vec<usize> = (0..kdim).map(|q| g.column_offset(q)).collect();
+    parts
+        .par_chunks_mut(kdim * o)
+        .enumerate()
+        .for_each(|(chunk, part)| {
+            let e0 = chunk * nb;
+            let ne = nb.min(g.s.n - e0);
+            let total = ne * pos;
+            let xc = &x[e0 * c * h * wd..][..ne * c * h * wd];
+            let gyc = &gy[e0 * o * pos..][..ne * o * pos];
+            with_scratch::<T, _>(ne * g.padded_len(), |xpad| {
+                g.pad_nhwc(xc, ne, xpad);
+                with_scratch::<T, _>(panels * total * nr, |gpack| {
+                    // Panel jp: row `position` holds gy[e][jp nr + jj][p], zero-padded to nr.
+                    for jp in 0..panels {
+                        for e in 0..ne {
+                            for p in 0..pos {
+                                let row = &mut gpack[(jp * total + e * pos + p) * nr..][..nr];
+                                for (jj, v) in row.iter_mut().enumerate() {
+                                    let oc = jp * nr + jj;
+                                    *v = if oc < o {
+                                        gyc[(e * o + oc) * pos + p]
+                                    } else {
+                                        T::ZERO
+                                    };
+                                }
+                            }
+                        }
+                    }
+                    with_scratch::<T, _>(total * mr, |apack| {
+                        let mut tile = [T::ZERO; MAX_TILE];
+                        for q0 in (0..kdim).step_by(mr) {
+                            let valid = mr.min(kdim - q0);
+                            let offs = &col_offsets[q0..q0 + valid];
+                            let run = valid == mr
+                                && offs.iter().enumerate().all(|(i, &off)| off == offs[0] + i);
+                            // apack[position][i] = im2col(x)[position][q0 + i].
+                            for e in 0..ne {
+                                for p in 0..pos {
+                                    let base = g.row_base(e, p);
+                                    let dst = &mut apack[(e * pos + p) * mr..][..mr];
+                                    if run {
+                                        dst.copy_from_slice(&xpad[base + offs[0]..][..mr]);
+                                    } else {
+                                        for (i, d) in dst.iter_mut().enumerate() {
+                                            *d = offs
+                                                .get(i)
+                                                .map_or(T::ZERO, |&off| xpad[base + off]);
+                                        }
+                                    }
+                                }
+                            }
+                            let mut rows = [apack.as_ptr(); MAX_MR];
+                            for (i, r) in rows.iter_mut().enumerate().take(mr) {
+                                *r = apack[i..].as_ptr();
+                            }
+                            for jp in 0..panels {
+                                let args = TileArgs {
+                                    rows,
+                                    taps: &[0],
+                                    kc: total,
+                                    a_step: mr,
+                                    b: gpack[jp * total * nr..].as_ptr(),
+                                    b_step: nr,
+                                };
+                                // SAFETY: row i reads apack[p mr + i] for p < total, inside the
+                                // `total mr` buffer; the panel holds `total` rows of `nr`
+                                // values; the caller checked the ISA.
+                                unsafe { kern.run(&args, &mut tile) };
+                                let cols = nr.min(o - jp * nr);
+                                for i in 0..valid {
+                                    part[(q0 + i) * o + jp * nr..][..cols]
+                                        .copy_from_slice(&tile[i * nr..][..cols]);
+                                }
+                            }
+                        }
+                    });
+                });
+            });
+        });
+}
+
+/// Reorders a `(tap, c) x o` weight gradient into the weight layout `[o][c][tap]`.
+pub(super) fn to_weight_layout<T: Element>(g: &Geometry, part: &[T], dw: &mut [T]) {
+    let (o, c, taps) = (g.s.o, g.s.c, g.taps());
+    for oc in 0..o {
+        for ch in 0..c {
+            for tap in 0..taps {
+                dw[(oc * c + ch) * taps + tap] = part[(tap * c + ch) * o + oc];
+            }
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! Register-tile microkernels shared by GEMM and the convolutions.
+//!
+//! A microkernel computes one `MR x NR` tile of a product,
+//!
+//! `tile[i][j] = sum_{t < taps} sum_{p < kc} rows[i][off[t] + p a_step] * b[(t kc + p) b_step + j]`,
+//!
+//! reading row `i` of the left operand through its own pointer (an *indirect* GEMM): a plain
+//! row-major matrix has `rows[i] = a + i lda`, a packed panel `rows[i] = panel + i` with
+//! `a_step = MR`, and a convolution points each row at the top-left input pixel of one output
+//! position, its taps `off[t]` at the kernel offsets of an NHWC image, so no im2col matrix is ever
+//! built. The right operand `b` is a panel of `NR` columns, `b_step` values apart per row,
+//! zero-padded to `NR`. Each path is a `#[target_feature]` wrapper around one `#[inline(always)]`
+//! body, chosen once per call by [`Kernel::for_isa`].
+
+use std::any::Any;
+
+use crate::{Element, Isa};
+
+/// The largest `MR` of any path (sizes the row-pointer array).
+pub(crate) const MAX_MR: usize = 8;
+/// The largest `MR * NR` of any path (sizes the tile buffer).
+pub(crate) const MAX_TILE: usize = 8 * 32;
+
+/// Operands of one tile: see the module documentation for the formula.
+#[derive(Debug)]
+pub(crate) struct TileArgs<'a, T> {
+    /// One pointer per tile row (`MR` of them; unused rows may repeat a valid pointer).
+    pub rows: [*const T; MAX_MR],
+    /// Offsets added to every row pointer, one per tap.
+    pub taps: &'a [isize],
+    /// Reduction steps per tap.
+    pub kc: usize,
+    /// Distance between consecutive reduction steps within a row.
+    pub a_step: usize,
+    /// The right-operand panel: `taps.len() * kc` rows of `NR` values, `b_step` apart.
+    pub b: *const T,
+    pub b_step: usize,
+}
+
+/// A microkernel: its tile size and entry point.
+#[derive(Clone, Copy)]
+pub(crate) struct Kernel<T> {
+    pub mr: usize,
+    pub nr: usize,
+    /// Writes the `mr x nr` tile, row-major, into the first `mr * nr` values of the buffer.
+    ///
+    /// # Safety
+    /// Every address the formula reads must be inside one live allocation, and the CPU must
+    /// support the kernel's instruction set.
+    run: unsafe fn(&TileArgs<'_, T>, &mut [T; MAX_TILE]),
+}
+
+impl<T> std::fmt::Debug for Kernel<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Kernel({}x{})", self.mr, self.nr)
+    }
+}
+
+impl<T: Element> Kernel<T> {
+    /// The kernel of `isa` for `T`: the SIMD paths for `f32`, the portable one for `f64`.
+    ///
+    /// The caller must have checked `isa.is_supported()`.
+    pub fn for_isa(isa: Isa) -> Self {
+        let f32_kernel: Kernel<f32> = match isa {
+            Isa::Scalar => Kernel::portable(),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => Kernel {
+                mr: 6,
+                nr: 16,
+                run: x86::avx2_6x16,
+            },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => Kernel {
+                mr: 8,
+                nr: 32,
+                run: x86::avx512_8x32,
+            },
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => Kernel::portable(),
+        };
+        // `T` is `f32` exactly when the downcast succeeds; other types take the portable kernel.
+        match (&f32_kernel as &dyn Any).downcast_ref::<Kernel<T>>() {
+            Some(k) => *k,
+            None => Kernel::portable(),
+        }
+    }
+
+    /// The portable kernel, generic in the element type.
+    pub fn portable() -> Self {
+        Kernel {
+            mr: PORTABLE_MR,
+            nr: PORTABLE_NR,
+            run: portable_tile::<T>,
+        }
+    }
+
+    /// Runs the kernel into `tile`.
+    ///
+    /// # Safety
+    /// Every address `rows[i] + off[t] + p a_step` (`i < mr`, `t < taps`, `p < kc`) and
+    /// `b + r b_step + j` (`r < taps kc`, `j < nr`) must be readable, and the CPU must support the
+    /// instruction set this kernel was chosen for.
+    #[inline]
+    pub unsafe fn run(&self, args: &TileArgs<'_, T>, tile: &mut [T; MAX_TILE]) {
+        // SAFETY: forwarded contract.
+        unsafe { (self.run)(args, tile) }
+    }
+}
+
+const PORTABLE_MR: usize = 4;
+const PORTABLE_NR: usize = 16;
+
+/// # Safety
+/// See [`Kernel::run`].
+unsafe fn portable_tile<T: Element>(args: &TileArgs<'_, T>, tile: &mut [T; MAX_TILE]) {
+    const MR: usize = PORTABLE_MR;
+    const NR: usize = PORTABLE_NR;
+    let mut acc = [[T::ZERO; NR]; MR];
+    let mut b = args.b;
+    for &off in args.taps {
+        // SAFETY: the caller guarantees every row address of this tap is readable.
+        let rows: [*const T; MR] = std::array::from_fn(|i| unsafe { args.rows[i].offset(off) });
+        for p in 0..args.kc {
+            // SAFETY: row `b` of the panel holds `NR` readable values (caller's contract).
+            let bv: [T; NR] = std::array::from_fn(|j| unsafe { *b.add(j) });
+            for i in 0..MR {
+                // SAFETY: `rows[i] + p a_step` is readable (caller's contract).
+                let a = unsafe { *rows[i].add(p * args.a_step) };
+                for j in 0..NR {
+                    acc[i][j] += a * bv[j];
+                }
+            }
+            // SAFETY: stays within (or one past) the panel the caller described.
+            b = unsafe { b.add(args.b_step) };
+        }
+    }
+    for i in 0..MR {
+        tile[i * NR..(i + 1) * NR].copy_from_slice(&acc[i]);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::{TileArgs, MAX_TILE};
+
+    /// The AVX-512 body: 8 rows x 32 columns in 16 zmm accumulators, two FMAs per broadcast.
+    #[inline(always)]
+    unsafe fn avx512_8x32_body(args: &TileArgs<'_, f32>, tile: &mut [f32; MAX_TILE]) {
+        const MR: usize = 8;
+        // SAFETY: the caller guarantees the addresses read are valid (see `Kernel::run`) and
+        // that AVX-512F is available; `tile` holds 8 * 32 values.
+        unsafe {
+            let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+            let mut b = args.b;
+            let a_step = args.a_step;
+            for &off in args.taps {
+                let rows: [*const f32; MR] = std::array::from_fn(|i| args.rows[i].offset(off));
+                for p in 0..args.kc {
+                    let b0 = _mm512_loadu_ps(b);
+                    let b1 = _mm512_loadu_ps(b.add(16));
+                    let q = p * a_step;
+                    for i in 0..MR {
+                        let a = _mm512_set1_ps(*rows[i].add(q));
+                        acc[i][0] = _mm512_fmadd_ps(a, b0, acc[i][0]);
+                        acc[i][1] = _mm512_fmadd_ps(a, b1, acc[i][1]);
+                    }
+                    b = b.add(args.b_step);
+                }
+            }
+            let out = tile.as_mut_ptr();
+            for i in 0..MR {
+                _mm512_storeu_ps(out.add(i * 32), acc[i][0]);
+                _mm512_storeu_ps(out.add(i * 32 + 16), acc[i][1]);
+            }
+        }
+    }
+
+    /// # Safety
+    /// See `Kernel::run`; the CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn avx512_8x32(args: &TileArgs<'_, f32>, tile: &mut [f32; MAX_TILE]) {
+        // SAFETY: forwarded contract; the features the body needs are enabled here.
+        unsafe { avx512_8x32_body(args, tile) }
+    }
+
+    /// The AVX2 body: 6 rows x 16 columns in 12 ymm accumulators.
+    #[inline(always)]
+    unsafe fn avx2_6x16_body(args: &TileArgs<'_, f32>, tile: &mut [f32; MAX_TILE]) {
+        const MR: usize = 6;
+        // SAFETY: the caller guarantees the addresses read are valid (see `Kernel::run`) and
+        // that AVX2 and FMA are available; `tile` holds 6 * 16 values.
+        unsafe {
+            let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+            let mut b = args.b;
+            let a_step = args.a_step;
+            for &off in args.taps {
+                let rows: [*const f32; MR] = std::array::from_fn(|i| args.rows[i].offset(off));
+                for p in 0..args.kc {
+                    let b0 = _mm256_loadu_ps(b);
+                    let b1 = _mm256_loadu_ps(b.add(8));
+                    let q = p * a_step;
+                    for i in 0..MR {
+                        let a = _mm256_broadcast_ss(&*rows[i].add(q));
+                        acc[i][0] = _mm256_fmadd_ps(a, b0, acc[i][0]);
+                        acc[i][1] = _mm256_fmadd_ps(a, b1, acc[i][1]);
+                    }
+                    b = b.add(args.b_step);
+                }
+            }
+            let out = tile.as_mut_ptr();
+            for i in 0..MR {
+                _mm256_storeu_ps(out.add(i * 16), acc[i][0]);
+                _mm256_storeu_ps(out.add(i * 16 + 8), acc[i][1]);
+            }
+        }
+    }
+
+    /// # Safety
+    /// See `Kernel::run`; the CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn avx2_6x16(args: &TileArgs<'_, f32>, tile: &mut [f32; MAX_TILE]) {
+        // SAFETY: forwarded contract; the features the body needs are enabled here.
+        unsafe { avx2_6x16_body(args, tile) }
+    }
+}
