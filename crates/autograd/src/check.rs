@@ -293,11 +293,11 @@ where
                 });
             }
             let numeric = (plus - minus) / (2.0 * opts.eps);
-            let analytic: f64 = analytic_grads
-                .iter()
-                .zip(&dirs)
-                .map(|(g, d)| g.dot(d).expect("same shape"))
-                .sum();
+            let mut analytic = 0.0;
+            for (g, d) in analytic_grads.iter().zip(&dirs) {
+                // A gradient of the wrong shape is a broken rule: an error, not a panic.
+                analytic += g.dot(d).map_err(Error::from)?;
+            }
             let tolerance = opts.atol + opts.rtol * numeric.abs();
             // A NaN on either side fails too.
             let close = (analytic - numeric).abs() <= tolerance;

@@ -11,8 +11,8 @@
 
 use std::rc::Rc;
 
-use core_tensor::conv::{self as kernels, transpose_spec_for};
-use core_tensor::{Conv2dSpec, ConvTranspose2dSpec, Element, Tensor};
+use core_tensor::conv::{self as kernels};
+use core_tensor::{Conv2dSpec, ConvTranspose2dSpec, Element, Tensor, TensorError};
 
 use super::{Differentiable, Op, ReduceOps, Rule};
 use crate::tape::NodeId;
@@ -123,6 +123,44 @@ fn hw(shape: &[usize]) -> [usize; 2] {
     [shape[2], shape[3]]
 }
 
+/// The transposed-convolution spec mapping a `conv2d` output of size `out_hw` back to its input
+/// size `input_hw`: `output_padding = input + 2 pad - ((out - 1) stride + k)`, which lies in
+/// `[0, stride)` for every valid convolution.
+///
+/// Computed in signed arithmetic: `core_tensor::conv::transpose_spec_for` clamps
+/// `(out - 1) stride + k - 2 pad` at zero before subtracting, which gives a wrong output padding
+/// when the padding exceeds that span (for example input 1, kernel 3, stride 3, padding 2).
+fn transpose_spec(
+    out_hw: [usize; 2],
+    kernel_hw: [usize; 2],
+    input_hw: [usize; 2],
+    spec: Conv2dSpec,
+) -> Result<ConvTranspose2dSpec> {
+    let mut output_padding = [0; 2];
+    for a in 0..2 {
+        let full = (out_hw[a].max(1) - 1) * spec.stride[a] + kernel_hw[a];
+        let op = (input_hw[a] + 2 * spec.padding[a]) as isize - full as isize;
+        if op < 0 || op >= spec.stride[a] as isize {
+            return Err(TensorError::InvalidGeometry {
+                op: "conv2d_input_grad",
+                input: out_hw.to_vec(),
+                weight: kernel_hw.to_vec(),
+                reason: format!(
+                    "no output padding maps size {} back to {} on axis {a}",
+                    out_hw[a], input_hw[a]
+                ),
+            }
+            .into());
+        }
+        output_padding[a] = op as usize;
+    }
+    Ok(ConvTranspose2dSpec {
+        stride: spec.stride,
+        padding: spec.padding,
+        output_padding,
+    })
+}
+
 /// Vector-Jacobian products of the convolutions (see the module documentation).
 pub(crate) fn backward<T: Element, V: Differentiable<T>>(
     op: &ConvOp<NodeId>,
@@ -133,8 +171,12 @@ pub(crate) fn backward<T: Element, V: Differentiable<T>>(
         C::Conv2d { x, w, bias, spec } => {
             let wv = r.input(w);
             if r.needs(x) {
-                let t =
-                    transpose_spec_for(&gy.value(), &wv.value(), hw(&r.input(x).shape()), spec)?;
+                let t = transpose_spec(
+                    hw(&gy.shape()),
+                    hw(&wv.shape()),
+                    hw(&r.input(x).shape()),
+                    spec,
+                )?;
                 r.send(x, gy.conv_transpose2d(&wv, None, t)?);
             }
             if r.needs(w) {
@@ -165,7 +207,7 @@ pub(crate) fn backward<T: Element, V: Differentiable<T>>(
             // Here `gy` (the rule's incoming gradient) has the weight's shape [o, c, kh, kw].
             let (xv, gv) = (r.input(x), r.input(g));
             if r.needs(x) {
-                let t = transpose_spec_for(&gv.value(), &gy.value(), hw(&xv.shape()), spec)?;
+                let t = transpose_spec(hw(&gv.shape()), hw(&gy.shape()), hw(&xv.shape()), spec)?;
                 r.send(x, gv.conv_transpose2d(&gy, None, t)?);
             }
             if r.needs(g) {

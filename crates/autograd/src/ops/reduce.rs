@@ -227,9 +227,9 @@ mod tests {
         let y = random(&[2, 3, 2, 2], 2, -1.0, 1.0);
         let c = random(&[3], 3, -1.0, 1.0);
         let s = Tensor::scalar(0.3);
-        assert_grads(|v| v[0].sum(), &[x.clone()]);
-        assert_grads(|v| v[0].mean(), &[x.clone()]);
-        assert_grads(|v| v[0].sum_per_channel(), &[x.clone()]);
+        assert_grads(|v| v[0].sum(), std::slice::from_ref(&x));
+        assert_grads(|v| v[0].mean(), std::slice::from_ref(&x));
+        assert_grads(|v| v[0].sum_per_channel(), std::slice::from_ref(&x));
         assert_grads(|v| v[0].expand_per_channel(&[2, 3, 2, 2]), &[c]);
         assert_grads(|v| v[0].dot(&v[1]), &[x.clone(), y]);
         assert_grads(|v| v[0].norm(), &[x]);
