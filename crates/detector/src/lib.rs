@@ -3,6 +3,8 @@
 pub mod checkpoint;
 pub mod data;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz_entry;
 pub mod weights;
 
 pub use error::{Error, Result};

@@ -228,3 +228,13 @@ proptest! {
         prop_assert!(same(&ck, &back));
     }
 }
+
+#[test]
+fn refuses_entries_out_of_order() {
+    let mut v = header(2);
+    for name in [b'y', b'x'] {
+        v.extend_from_slice(&[2, 1, 0, 0, 0, name]);
+        v.extend_from_slice(&5u64.to_le_bytes());
+    }
+    assert!(problem(&seal(v)).contains("`x` (entry 1) is out of order"));
+}
