@@ -346,7 +346,7 @@ impl Checkpoint {
             pos: 16,
             name,
         };
-        let mut entries = BTreeMap::new();
+        let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
         for i in 0..count {
             let kind = r.u8()?;
             let name_len = r.u32()? as usize;
@@ -409,9 +409,19 @@ impl Checkpoint {
                 }
                 other => return Err(err(format!("`{key}` (entry {i}) has unknown kind {other}"))),
             };
-            if entries.insert(key.clone(), entry).is_some() {
-                return Err(err(format!("`{key}` appears twice")));
+            // Names must come in strictly increasing order, as written: this refuses repeats
+            // and keeps one byte sequence per checkpoint.
+            if let Some((last, _)) = entries.last_key_value() {
+                if key.as_bytes() <= last.as_bytes() {
+                    let what = if &key == last {
+                        "appears twice"
+                    } else {
+                        "is out of order"
+                    };
+                    return Err(err(format!("`{key}` (entry {i}) {what}")));
+                }
             }
+            entries.insert(key, entry);
         }
         if r.remaining() != 0 {
             return Err(err(format!(

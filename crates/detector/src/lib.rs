@@ -8,6 +8,8 @@ pub mod checkpoint;
 pub mod cli;
 pub mod data;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz_entry;
 pub mod gradcon;
 pub mod model;
 pub mod optim;

@@ -58,15 +58,9 @@ pub fn png_from_bytes(name: &str, bytes: &[u8], channels: usize) -> Result<Image
     }
     let png_err = |e: png::DecodingError| Error::format(name, format!("bad PNG: {e}"));
     let mut decoder = Decoder::new(Cursor::new(bytes));
-    let (width, height, depth, colour, has_trns) = {
+    let (width, height, depth, colour) = {
         let info = decoder.read_header_info().map_err(png_err)?;
-        (
-            info.width,
-            info.height,
-            info.bit_depth,
-            info.color_type,
-            info.trns.is_some(),
-        )
+        (info.width, info.height, info.bit_depth, info.color_type)
     };
     let pixels = u64::from(width) * u64::from(height);
     if pixels > MAX_PNG_PIXELS {
@@ -112,7 +106,7 @@ pub fn png_from_bytes(name: &str, bytes: &[u8], channels: usize) -> Result<Image
     buf.truncate(frame.buffer_size());
     let (out_colour, out_depth) = reader.output_color_type();
     let trns16 = match reader.info().trns.as_deref() {
-        Some(t) if depth == BitDepth::Sixteen && has_trns => Some(
+        Some(t) if depth == BitDepth::Sixteen => Some(
             t.chunks_exact(2)
                 .map(|c| u16::from_be_bytes([c[0], c[1]]))
                 .collect::<Vec<_>>(),

@@ -1,0 +1,62 @@
+//! Entry points shared by the fuzz targets (`fuzz/`) and the corpus replay test
+//! (`tests/fuzz_corpus.rs`): each feeds arbitrary bytes to a reader and, when the reader
+//! accepts them, checks that what it returned is consistent (re-encoding round-trips). A panic
+//! here is a bug; an error is the expected answer to bad input.
+
+use crate::checkpoint::Checkpoint;
+use crate::data::{cifar, idx, png};
+use crate::weights::GradConWeights;
+
+/// IDX images and labels readers (gzip detection included).
+pub fn idx(data: &[u8]) {
+    if let Ok(img) = idx::idx_images_from_bytes("fuzz", data) {
+        assert_eq!(img.pixels.len(), img.count * img.rows * img.cols);
+        let again = idx::encode_idx_images(img.count, img.rows, img.cols, &img.pixels)
+            .expect("accepted images re-encode");
+        assert_eq!(idx::idx_images_from_bytes("fuzz", &again).ok(), Some(img));
+    }
+    if let Ok(labels) = idx::idx_labels_from_bytes("fuzz", data) {
+        let again = idx::encode_idx_labels(&labels).expect("accepted labels re-encode");
+        assert_eq!(
+            idx::idx_labels_from_bytes("fuzz", &again).ok(),
+            Some(labels)
+        );
+    }
+}
+
+/// CIFAR-10 batch reader, and the 32 -> 28 resize of what it accepts.
+pub fn cifar(data: &[u8]) {
+    if let Ok(d) = cifar::cifar_batch_from_bytes("fuzz", data) {
+        assert_eq!(cifar::encode_cifar_batch(&d).ok().as_deref(), Some(data));
+        let small = d.take(&[0]).and_then(|one| one.resized(28, 28));
+        assert_eq!(small.map(|s| s.images().len()).ok(), Some(3 * 28 * 28));
+    }
+}
+
+/// PNG reader, to 1 and to 3 channels.
+pub fn png(data: &[u8]) {
+    for channels in [1, 3] {
+        if let Ok(img) = png::png_from_bytes("fuzz", data, channels) {
+            assert_eq!(img.channels, channels);
+            assert_eq!(img.pixels.len(), channels * img.height * img.width);
+        }
+    }
+}
+
+/// Checkpoint reader; accepted input must re-encode to the same bytes.
+pub fn checkpoint(data: &[u8]) {
+    if let Ok(ck) = Checkpoint::from_bytes("fuzz", data) {
+        assert_eq!(ck.to_bytes(), data);
+    }
+}
+
+/// Safetensors import of GradCon weights; accepted weights must round-trip.
+pub fn safetensors(data: &[u8]) {
+    if let Ok(w) = GradConWeights::from_safetensors_bytes("fuzz", data) {
+        let bytes = w
+            .to_safetensors_bytes()
+            .expect("accepted weights re-encode");
+        let back = GradConWeights::from_safetensors_bytes("fuzz", &bytes).expect("round trip");
+        assert_eq!(back.parameter_count(), w.parameter_count());
+    }
+}

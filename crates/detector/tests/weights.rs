@@ -1,0 +1,193 @@
+//! Safetensors import/export of GradCon weights in the authors' names and layouts.
+
+use std::io::Read;
+
+use core_tensor::{Rng, Tensor};
+use detector::weights::{f16_to_f32, parameter_shapes, GradConWeights, ReferenceGradients};
+
+fn random_weights(channels: usize, seed: u64, with_ref: bool) -> GradConWeights {
+    let mut rng = Rng::seed_from_u64(seed);
+    let named: Vec<(String, Tensor<f32>)> = parameter_shapes(channels)
+        .into_iter()
+        .map(|(n, s)| {
+            let t = Tensor::uniform(&s, -1.0, 1.0, &mut rng);
+            (n, t)
+        })
+        .collect();
+    let mut w = GradConWeights::from_named("random", named, None).unwrap();
+    if with_ref {
+        let grads = w
+            .decoder_weights
+            .clone()
+            .map(|t| Tensor::normal(t.shape(), 0.1, &mut rng));
+        w.reference = Some(ReferenceGradients { grads, count: 42 });
+    }
+    w
+}
+
+#[test]
+fn parameter_counts_match_the_paper() {
+    assert_eq!(random_weights(1, 1, false).parameter_count(), 230_721);
+    assert_eq!(random_weights(3, 1, false).parameter_count(), 232_771);
+    let dec: usize = random_weights(1, 1, false)
+        .decoder_weights
+        .iter()
+        .map(Tensor::len)
+        .sum();
+    assert_eq!(dec, 115_200);
+    let dec3: usize = random_weights(3, 1, false)
+        .decoder_weights
+        .iter()
+        .map(Tensor::len)
+        .sum();
+    assert_eq!(dec3, 116_224);
+}
+
+#[test]
+fn round_trip_with_and_without_reference_gradients() {
+    for (channels, with_ref) in [(1, false), (1, true), (3, true)] {
+        let w = random_weights(channels, 7 + channels as u64, with_ref);
+        let bytes = w.to_safetensors_bytes().unwrap();
+        let back = GradConWeights::from_safetensors_bytes("rt", &bytes).unwrap();
+        assert_eq!(back, w);
+    }
+}
+
+#[test]
+fn save_and_load_a_file() {
+    let dir = std::env::temp_dir().join(format!("gradcon-weights-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("model.safetensors");
+    let w = random_weights(1, 3, true);
+    w.save_safetensors(&path).unwrap();
+    assert_eq!(GradConWeights::load_safetensors(&path).unwrap(), w);
+    let err = GradConWeights::load_safetensors(&dir.join("absent.safetensors")).unwrap_err();
+    assert!(err.to_string().contains("absent.safetensors"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The file `tests/data/make_authors_state_dict.py` wrote with PyTorch: an `nn.DataParallel`
+/// model (`module.` names), f64 and f16 reference gradients, an int64 scalar count.
+#[test]
+fn imports_a_pytorch_state_dict() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/authors_state_dict.safetensors.gz"
+    );
+    let mut bytes = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_end(&mut bytes)
+        .unwrap();
+    let w = GradConWeights::from_safetensors_bytes("authors", &bytes).unwrap();
+    assert_eq!(w.channels, 1);
+    for (l, (name, t)) in w.parameters().enumerate() {
+        assert_eq!(
+            parameter_shapes(1)[l],
+            (name.clone(), t.shape().to_vec()),
+            "order"
+        );
+        for (i, &v) in t.data().iter().enumerate() {
+            assert_eq!(v, (i % 251) as f32 / 256.0 + l as f32, "{name}[{i}]");
+        }
+    }
+    let r = w.reference.expect("reference gradients");
+    assert_eq!(r.count, 7);
+    for (l, g) in r.grads.iter().enumerate() {
+        assert_eq!(g.shape(), w.decoder_weights[l].shape());
+        for (i, &v) in g.data().iter().enumerate() {
+            assert_eq!(v, (i % 13) as f32 / 8.0 - l as f32, "ref_grad.{l}[{i}]");
+        }
+    }
+}
+
+fn named(w: &GradConWeights) -> Vec<(String, Tensor<f32>)> {
+    w.parameters().map(|(n, t)| (n, t.clone())).collect()
+}
+
+#[test]
+fn reports_missing_unexpected_and_misshaped_tensors() {
+    let w = random_weights(1, 5, false);
+    let mut v = named(&w);
+    v.retain(|(n, _)| n != "up.4.bias");
+    v.push(("down.8.weight".into(), Tensor::zeros(&[1])));
+    v[2].1 = Tensor::zeros(&[32, 32, 3, 3]);
+    let err = GradConWeights::from_named("bad.safetensors", v, None)
+        .unwrap_err()
+        .to_string();
+    for part in [
+        "bad.safetensors",
+        "missing tensor `up.4.bias`",
+        "unexpected tensor `down.8.weight`",
+        "`down.2.weight` has shape [32, 32, 3, 3], expected [32, 32, 4, 4]",
+    ] {
+        assert!(err.contains(part), "`{part}` not in: {err}");
+    }
+    // Reference gradients without their count, and a count of the wrong type.
+    let mut v = named(&w);
+    for (l, t) in w.decoder_weights.iter().enumerate() {
+        v.push((format!("ref_grad.{l}"), t.clone()));
+    }
+    let err = GradConWeights::from_named("f", v, None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("ref_grad_count"), "{err}");
+}
+
+#[test]
+fn refuses_bad_files_and_dtypes() {
+    let w = random_weights(1, 9, true);
+    let bytes = w.to_safetensors_bytes().unwrap();
+    for cut in [0, 7, 8, 100, bytes.len() - 1] {
+        let err = GradConWeights::from_safetensors_bytes("cut.safetensors", &bytes[..cut])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("cut.safetensors: "), "{err}");
+    }
+    // An int32 weight: the dtype is named.
+    let mut tensors: Vec<(String, Vec<u8>, Vec<usize>, safetensors::Dtype)> = named(&w)
+        .into_iter()
+        .map(|(n, t)| {
+            let data = t.data().iter().flat_map(|v| v.to_le_bytes()).collect();
+            (n, data, t.shape().to_vec(), safetensors::Dtype::F32)
+        })
+        .collect();
+    tensors[0].3 = safetensors::Dtype::I32;
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+        .iter()
+        .map(|(n, d, s, dt)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(*dt, s.clone(), d).unwrap(),
+            )
+        })
+        .collect();
+    let file = safetensors::serialize(views, None).unwrap();
+    let err = GradConWeights::from_safetensors_bytes("i32.safetensors", &file)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`down.0.weight` has dtype I32"), "{err}");
+}
+
+#[test]
+fn half_precision_conversion() {
+    let cases: [(u16, f32); 9] = [
+        (0x3c00, 1.0),
+        (0xc000, -2.0),
+        (0x7bff, 65504.0),
+        (0x0001, 2.0f32.powi(-24)),
+        (0x03ff, 1023.0 * 2.0f32.powi(-24)),
+        (0x0400, 2.0f32.powi(-14)),
+        (0x3555, 0.333_251_95),
+        (0x7c00, f32::INFINITY),
+        (0xfc00, f32::NEG_INFINITY),
+    ];
+    for (h, want) in cases {
+        assert_eq!(f16_to_f32(h), want, "{h:#06x}");
+    }
+    assert!(f16_to_f32(0x7e00).is_nan());
+    assert_eq!(f16_to_f32(0x8000).to_bits(), (-0.0f32).to_bits());
+    // Monotone over all finite positive halves.
+    for h in 1..0x7c00u16 {
+        assert!(f16_to_f32(h) > f16_to_f32(h - 1), "{h:#06x}");
+    }
+}

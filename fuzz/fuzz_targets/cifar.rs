@@ -1,0 +1,5 @@
+//! The cifar reader on arbitrary bytes: a value or an error, never a panic.
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    detector::fuzz_entry::cifar(data);
+});
