@@ -140,7 +140,7 @@ pub struct DemoArgs {
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Epochs per class.
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = 30)]
     pub epochs: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
