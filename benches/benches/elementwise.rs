@@ -53,7 +53,7 @@ fn kernels(c: &mut Criterion) {
 /// kernels do above their thresholds: the size where `par` starts winning is the crossover.
 fn crossover(c: &mut Criterion) {
     let isa = Isa::detect();
-    for n in [8192usize, 16384, 32768, 65536, 131072, 262144] {
+    for n in [16384usize, 65536, 131072, 262144, 524288, 1 << 20] {
         let x = random(n, 3);
         let y = random(n, 4);
         let mut out = vec![0.0f32; n];
