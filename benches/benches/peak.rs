@@ -107,9 +107,38 @@ fn clock_ghz() -> Option<f64> {
     Some(mhz / 1000.0)
 }
 
+/// Nanoseconds this thread has spent on a CPU (first field of `/proc/thread-self/schedstat`),
+/// which, unlike wall time, excludes the time other processes held the core.
+fn on_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
+/// FMA instructions per on-CPU nanosecond of one thread: at clock `f` GHz, dividing by `f` gives
+/// FMA instructions per cycle, i.e. the number of FMA ports the loop keeps busy.
+fn fma_per_ns(isa: Isa) -> Option<f64> {
+    let reps = 100;
+    let t0 = on_cpu_ns()?;
+    for _ in 0..reps {
+        black_box(run(isa));
+    }
+    let dt = on_cpu_ns()? - t0;
+    Some((reps * TRIPS * ACC) as f64 / dt as f64)
+}
+
 fn peak(c: &mut Criterion) {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     if let Some(ghz) = clock_ghz() {
+        for isa in Isa::supported() {
+            if let Some(rate) = fma_per_ns(isa) {
+                eprintln!(
+                    "{isa}: {rate:.2} FMA instructions per on-CPU ns = {:.2} per cycle at \
+                     {ghz:.2} GHz ({:.1} GFLOP/s per core on CPU)",
+                    rate / ghz,
+                    rate * lanes(isa) as f64 * 2.0
+                );
+            }
+        }
         for isa in Isa::supported().into_iter().filter(|&i| i != Isa::Scalar) {
             let per_port = lanes(isa) as f64 * 2.0 * ghz;
             eprintln!(
