@@ -4,6 +4,7 @@
 //! The counters are process-wide, so this binary holds a single test: no other test can run
 //! kernels concurrently and move a counter.
 
+use core_tensor::simd::{PAR_MAP_MIN, PAR_REDUCE_MIN};
 use core_tensor::{Binary, Element, Isa, Tensor, Unary};
 
 fn counts() -> [u64; 3] {
@@ -54,7 +55,7 @@ fn each_named_path_runs_and_no_other() {
             f32::dot_slice(isa, &x, &x);
         });
         // A large call splits into parallel chunks but still records one call on one path.
-        let big = vec![1.0f32; 1 << 18];
+        let big = vec![1.0f32; PAR_MAP_MIN.max(PAR_REDUCE_MIN) + 5];
         let mut big_out = vec![0.0f32; big.len()];
         assert_only(isa, 1, "parallel unary", || {
             f32::unary(isa, Unary::Sigmoid, &big, &mut big_out)

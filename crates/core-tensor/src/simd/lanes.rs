@@ -192,12 +192,73 @@ pub(super) unsafe fn sigmoid<V: Lanes>(x: V) -> V {
     }
 }
 
-/// `out[i] = f(x[i])` over full registers, then one masked register for the tail.
+// The maps are selected by a `const OP: u8` rather than passed as closures: a closure is an
+// ordinary function without the wrapper's target features, and once `exp` is inlined into it
+// LLVM stops inlining it into the loop, which leaves every lane method an out-of-line call.
+// A const parameter keeps the whole chain `#[inline(always)]`, and the `match` on it folds away.
+const NEG: u8 = 0;
+const SQUARE: u8 = 1;
+const SQRT: u8 = 2;
+const EXP: u8 = 3;
+const RELU: u8 = 4;
+const RELU_MASK: u8 = 5;
+const SIGMOID: u8 = 6;
+/// `alpha * x`, with `alpha` splat in the `param` register.
+const SCALE: u8 = 7;
+const ADD: u8 = 16;
+const SUB: u8 = 17;
+const MUL: u8 = 18;
+const DIV: u8 = 19;
+const RELU_BACKWARD: u8 = 20;
+
+/// The one-argument lane map `OP` (`param` is the splat `alpha` of [`SCALE`], unused otherwise).
 ///
 /// # Safety
 /// The CPU must support the path's instructions.
 #[inline(always)]
-unsafe fn map1<V: Lanes>(x: &[f32], out: &mut [f32], f: impl Fn(V) -> V) {
+unsafe fn apply1<V: Lanes, const OP: u8>(v: V, param: V) -> V {
+    // SAFETY: lane arithmetic only; the CPU support is the caller's guarantee.
+    unsafe {
+        match OP {
+            NEG => v.neg(),
+            SQUARE => v.mul(v),
+            SQRT => v.sqrt(),
+            EXP => exp(v),
+            // `max(v, 0)` is `v > 0 ? v : 0`: NaN and -0 give +0, as in the scalar path.
+            RELU => v.max(V::splat(0.0)),
+            RELU_MASK => V::where_positive(v, V::splat(1.0)),
+            SIGMOID => sigmoid(v),
+            SCALE => param.mul(v),
+            _ => unreachable!("no one-argument lane map {OP}"),
+        }
+    }
+}
+
+/// The two-argument lane map `OP`.
+///
+/// # Safety
+/// The CPU must support the path's instructions.
+#[inline(always)]
+unsafe fn apply2<V: Lanes, const OP: u8>(a: V, b: V) -> V {
+    // SAFETY: lane arithmetic only; the CPU support is the caller's guarantee.
+    unsafe {
+        match OP {
+            ADD => a.add(b),
+            SUB => a.sub(b),
+            MUL => a.mul(b),
+            DIV => a.div(b),
+            RELU_BACKWARD => V::where_positive(b, a),
+            _ => unreachable!("no two-argument lane map {OP}"),
+        }
+    }
+}
+
+/// `out[i] = apply1::<OP>(x[i])` over full registers, then one masked register for the tail.
+///
+/// # Safety
+/// The CPU must support the path's instructions.
+#[inline(always)]
+unsafe fn map1<V: Lanes, const OP: u8>(x: &[f32], out: &mut [f32], param: V) {
     let n = x.len().min(out.len());
     let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
     let mut i = 0;
@@ -205,33 +266,35 @@ unsafe fn map1<V: Lanes>(x: &[f32], out: &mut [f32], f: impl Fn(V) -> V) {
     // writes `[i, n)`; both slices hold at least `n` values.
     unsafe {
         while i + V::N <= n {
-            f(V::load(xp.add(i))).store(op.add(i));
+            apply1::<V, OP>(V::load(xp.add(i)), param).store(op.add(i));
             i += V::N;
         }
         if i < n {
-            f(V::load_part(xp.add(i), n - i)).store_part(op.add(i), n - i);
+            let k = n - i;
+            apply1::<V, OP>(V::load_part(xp.add(i), k), param).store_part(op.add(i), k);
         }
     }
 }
 
-/// `out[i] = f(a[i], b[i])`, like [`map1`].
+/// `out[i] = apply2::<OP>(a[i], b[i])`, like [`map1`].
 ///
 /// # Safety
 /// The CPU must support the path's instructions.
 #[inline(always)]
-unsafe fn map2<V: Lanes>(a: &[f32], b: &[f32], out: &mut [f32], f: impl Fn(V, V) -> V) {
+unsafe fn map2<V: Lanes, const OP: u8>(a: &[f32], b: &[f32], out: &mut [f32]) {
     let n = a.len().min(b.len()).min(out.len());
     let (ap, bp, op) = (a.as_ptr(), b.as_ptr(), out.as_mut_ptr());
     let mut i = 0;
     // SAFETY: as in `map1`, every access lies in `[0, n)` of slices holding at least `n` values.
     unsafe {
         while i + V::N <= n {
-            f(V::load(ap.add(i)), V::load(bp.add(i))).store(op.add(i));
+            apply2::<V, OP>(V::load(ap.add(i)), V::load(bp.add(i))).store(op.add(i));
             i += V::N;
         }
         if i < n {
             let k = n - i;
-            f(V::load_part(ap.add(i), k), V::load_part(bp.add(i), k)).store_part(op.add(i), k);
+            let (va, vb) = (V::load_part(ap.add(i), k), V::load_part(bp.add(i), k));
+            apply2::<V, OP>(va, vb).store_part(op.add(i), k);
         }
     }
 }
@@ -242,18 +305,17 @@ unsafe fn map2<V: Lanes>(a: &[f32], b: &[f32], out: &mut [f32], f: impl Fn(V, V)
 /// The CPU must support the path's instructions.
 #[inline(always)]
 pub(super) unsafe fn unary<V: Lanes>(op: Unary, x: &[f32], out: &mut [f32]) {
-    // SAFETY: for this block and the closures in it: lane arithmetic and `map1`, whose only
-    // condition, the CPU support, the caller guarantees.
+    // SAFETY: `map1` needs only the CPU support, which the caller guarantees.
     unsafe {
+        let unused = V::splat(0.0);
         match op {
-            Unary::Neg => map1::<V>(x, out, |v| v.neg()),
-            Unary::Square => map1::<V>(x, out, |v| v.mul(v)),
-            Unary::Sqrt => map1::<V>(x, out, |v| v.sqrt()),
-            Unary::Exp => map1::<V>(x, out, |v| exp(v)),
-            // `max(v, 0)` is `v > 0 ? v : 0`: NaN and -0 give +0, as in the scalar path.
-            Unary::Relu => map1::<V>(x, out, |v| v.max(V::splat(0.0))),
-            Unary::ReluMask => map1::<V>(x, out, |v| V::where_positive(v, V::splat(1.0))),
-            Unary::Sigmoid => map1::<V>(x, out, |v| sigmoid(v)),
+            Unary::Neg => map1::<V, NEG>(x, out, unused),
+            Unary::Square => map1::<V, SQUARE>(x, out, unused),
+            Unary::Sqrt => map1::<V, SQRT>(x, out, unused),
+            Unary::Exp => map1::<V, EXP>(x, out, unused),
+            Unary::Relu => map1::<V, RELU>(x, out, unused),
+            Unary::ReluMask => map1::<V, RELU_MASK>(x, out, unused),
+            Unary::Sigmoid => map1::<V, SIGMOID>(x, out, unused),
         }
     }
 }
@@ -264,14 +326,14 @@ pub(super) unsafe fn unary<V: Lanes>(op: Unary, x: &[f32], out: &mut [f32]) {
 /// The CPU must support the path's instructions.
 #[inline(always)]
 pub(super) unsafe fn binary<V: Lanes>(op: Binary, a: &[f32], b: &[f32], out: &mut [f32]) {
-    // SAFETY: for this block and the closures in it, as in `unary`.
+    // SAFETY: `map2` needs only the CPU support, which the caller guarantees.
     unsafe {
         match op {
-            Binary::Add => map2::<V>(a, b, out, |x, y| x.add(y)),
-            Binary::Sub => map2::<V>(a, b, out, |x, y| x.sub(y)),
-            Binary::Mul => map2::<V>(a, b, out, |x, y| x.mul(y)),
-            Binary::Div => map2::<V>(a, b, out, |x, y| x.div(y)),
-            Binary::ReluBackward => map2::<V>(a, b, out, |g, m| V::where_positive(m, g)),
+            Binary::Add => map2::<V, ADD>(a, b, out),
+            Binary::Sub => map2::<V, SUB>(a, b, out),
+            Binary::Mul => map2::<V, MUL>(a, b, out),
+            Binary::Div => map2::<V, DIV>(a, b, out),
+            Binary::ReluBackward => map2::<V, RELU_BACKWARD>(a, b, out),
         }
     }
 }
@@ -282,11 +344,8 @@ pub(super) unsafe fn binary<V: Lanes>(op: Binary, a: &[f32], b: &[f32], out: &mu
 /// The CPU must support the path's instructions.
 #[inline(always)]
 pub(super) unsafe fn scale<V: Lanes>(alpha: f32, x: &[f32], out: &mut [f32]) {
-    // SAFETY: for this block and the closure in it, as in `unary`.
-    unsafe {
-        let a = V::splat(alpha);
-        map1::<V>(x, out, |v| a.mul(v))
-    }
+    // SAFETY: `map1` needs only the CPU support, which the caller guarantees.
+    unsafe { map1::<V, SCALE>(x, out, V::splat(alpha)) }
 }
 
 /// `y[i] = fma(alpha, x[i], y[i])`: one rounding per value.

@@ -5,6 +5,9 @@
 //! [`Isa::calls`], then hands the slices to the path's implementation. Reductions are split into
 //! fixed chunks of [`REDUCE_CHUNK`] values whose partial results are combined in order, so a
 //! result never depends on how many threads computed the chunks.
+//!
+//! The AVX2 and AVX-512 paths share one set of loop bodies (`lanes`), generic over the register
+//! type, which each path compiles inside its own `#[target_feature]` wrappers.
 
 use rayon::prelude::*;
 
@@ -22,9 +25,20 @@ pub mod scalar;
 /// Values per reduction chunk: partial sums of this many values are combined in a fixed order.
 pub const REDUCE_CHUNK: usize = 4096;
 /// Below this many values a reduction runs on the calling thread only.
-pub const PAR_REDUCE_MIN: usize = 1 << 16;
+///
+/// The measured crossover (`benches/benches/elementwise.rs`, group `crossover`: the same
+/// 4096-value chunks summed on the calling thread vs split by rayon over 2 cores, on a 2-core
+/// host shared with other jobs): rayon lost at every size up to `2^18` (`5.2` vs `3.1` Gelem/s at
+/// `2^18`) and won first at `2^19` (`2.9` vs `8.0` Gelem/s); at `2^20` the two tied within
+/// the noise of the shared host.
+pub const PAR_REDUCE_MIN: usize = 1 << 19;
 /// Below this many values an elementwise kernel runs on the calling thread only.
-pub const PAR_MAP_MIN: usize = 1 << 16;
+///
+/// Measured like [`PAR_REDUCE_MIN`]: `exp` on rayon was slower up to `2^18` values and faster
+/// from `2^19` (`0.94` vs `1.17` Gelem/s); `add`, bound by memory once its three arrays leave
+/// L2, tied at `2^18` and `2^19` and won at `2^20`. The first size where parallel maps pay is
+/// `2^19`. On an idle machine the spawn cost is smaller and the crossover lower.
+pub const PAR_MAP_MIN: usize = 1 << 19;
 
 /// Bound on the relative error of `exp` against `f64::exp` for inputs whose result is a normal
 /// f32. Measured over every f32 in `[-87, 88]` (2.2e9 values): AVX2 and AVX-512 `8.906e-8`
