@@ -2,7 +2,7 @@
 //! milliseconds and GFLOP/s of each, in the format of `benches/peer/layers.py`.
 //!
 //! `cargo run --release -p benches --example layers -- [--threads 2] [--batch 64] [--reps 50]
-//! [--warmup 10] [--isa avx512] [--json]`
+//! [--warmup 10] [--isa avx512] [--only enc2] [--json]`
 
 use std::time::Instant;
 
@@ -16,6 +16,7 @@ struct Args {
     warmup: usize,
     isa: Isa,
     json: bool,
+    only: Option<String>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -26,6 +27,7 @@ fn parse() -> Result<Args, String> {
         warmup: 10,
         isa: Isa::detect(),
         json: false,
+        only: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -44,6 +46,7 @@ fn parse() -> Result<Args, String> {
             "--batch" => args.batch = number()?,
             "--reps" => args.reps = number()?.max(1),
             "--warmup" => args.warmup = number()?,
+            "--only" => args.only = Some(value),
             "--isa" => {
                 args.isa = Isa::parse(&value).ok_or(format!("unknown --isa {value}"))?;
                 args.isa.checked().map_err(|e| e.to_string())?;
@@ -78,6 +81,13 @@ fn main() {
         .expect("the global thread pool is built once");
     let mut total = 0.0;
     for k in kernels(args.batch) {
+        if args
+            .only
+            .as_ref()
+            .is_some_and(|o| !k.name().contains(o.as_str()))
+        {
+            continue;
+        }
         for _ in 0..args.warmup {
             std::hint::black_box(k.run(args.isa));
         }

@@ -68,15 +68,40 @@ impl Geometry {
         let (c, h, w) = (self.s.c, self.s.h, self.s.w);
         let (wp, [ph, pw]) = (self.wp(), self.padding);
         out.fill(T::ZERO);
+        if c == 0 {
+            return;
+        }
         for e in 0..ne {
             let img = &mut out[e * self.padded_len()..][..self.padded_len()];
-            for ch in 0..c {
-                let plane = &x[(e * c + ch) * h * w..][..h * w];
-                for y in 0..h {
-                    let dst = ((y + ph) * wp + pw) * c + ch;
-                    for (xi, &v) in plane[y * w..(y + 1) * w].iter().enumerate() {
-                        img[dst + xi * c] = v;
-                    }
+            let src = &x[e * c * h * w..][..c * h * w];
+            // Image row y is a `c x w` block (stride h w) transposed into `w x c` pixels.
+            for y in 0..h {
+                let dst = &mut img[((y + ph) * wp + pw) * c..][..w * c];
+                transpose(&src[y * w..], h * w, dst, c, c, w);
+            }
+        }
+    }
+}
+
+/// `dst[j dst_stride + i] = src[i src_stride + j]` for `i < rows`, `j < cols`, in 8 x 8 blocks
+/// so both sides stay in a few cache lines.
+fn transpose<T: Element>(
+    src: &[T],
+    src_stride: usize,
+    dst: &mut [T],
+    dst_stride: usize,
+    rows: usize,
+    cols: usize,
+) {
+    const B: usize = 8;
+    for i0 in (0..rows).step_by(B) {
+        let i1 = (i0 + B).min(rows);
+        for j0 in (0..cols).step_by(B) {
+            let j1 = (j0 + B).min(cols);
+            for i in i0..i1 {
+                let row = &src[i * src_stride + j0..i * src_stride + j1];
+                for (j, &v) in (j0..j1).zip(row) {
+                    dst[j * dst_stride + i] = v;
                 }
             }
         }
@@ -159,15 +184,19 @@ pub(super) fn forward<T: Element>(
             .enumerate()
             .for_each(|(chunk, yc)| {
                 let ne = yc.len() / (o * pos);
+                let total = ne * pos;
                 let xc = &x[chunk * nb * c * h * g.s.w..][..ne * c * h * g.s.w];
-                with_scratch::<T, _>(ne * g.padded_len(), |xpad| {
+                let o_pad = panels * nr;
+                with_scratch::<T, _>(ne * g.padded_len() + total * o_pad, |buf| {
+                    let (xpad, ypos) = buf.split_at_mut(ne * g.padded_len());
                     g.pad_nhwc(xc, ne, xpad);
-                    let total = ne * pos;
                     let mut tile = [T::ZERO; MAX_TILE];
+                    let tp = tile.as_mut_ptr();
                     for p0 in (0..total).step_by(mr) {
                         let valid = mr.min(total - p0);
                         let rows = position_rows(g, xpad.as_ptr(), p0, total, mr, None);
                         for jp in 0..panels {
+                            let first = ypos[p0 * o_pad + jp * nr..].as_mut_ptr();
                             let args = TileArgs {
                                 rows,
                                 taps: &tap_offsets,
@@ -175,19 +204,26 @@ pub(super) fn forward<T: Element>(
                                 a_step: 1,
                                 b: wpack[jp * taps * c * nr..].as_ptr(),
                                 b_step: nr,
+                                out: kern.out_rows(first, o_pad, valid, tp),
+                                accumulate: false,
                             };
                             // SAFETY: every row points at a position's top-left pixel in `xpad`,
                             // and `row + tap offset + channel` stays inside that padded image
                             // (the output size guarantees `i s + p < h + 2 pad`); the panel holds
-                            // `taps c` rows of `nr` values; the caller checked the ISA.
-                            unsafe { kern.run(&args, &mut tile) };
-                            let cols = nr.min(o - jp * nr);
-                            for i in 0..valid {
-                                let (e, p) = ((p0 + i) / pos, (p0 + i) % pos);
-                                for jj in 0..cols {
-                                    let oc = jp * nr + jj;
-                                    let b = bias.map_or(T::ZERO, |b| b[oc]);
-                                    yc[(e * o + oc) * pos + p] = tile[i * nr + jj] + b;
+                            // `taps c` rows of `nr` values; output row i is the `nr` values of
+                            // panel jp in row `p0 + i` of the `total x o_pad` matrix `ypos`
+                            // (or the tile buffer); the caller checked the ISA.
+                            unsafe { kern.run(&args) };
+                        }
+                    }
+                    // ypos is [position][o]: transpose each example to [o][position], add bias.
+                    for e in 0..ne {
+                        let ye = &mut yc[e * o * pos..][..o * pos];
+                        transpose(&ypos[e * pos * o_pad..], o_pad, ye, pos, pos, o);
+                        if let Some(b) = bias {
+                            for (plane, &bv) in ye.chunks_mut(pos).zip(b) {
+                                for v in plane {
+                                    *v += bv;
                                 }
                             }
                         }
@@ -249,11 +285,8 @@ pub(super) fn adjoint<T: Element>(
                 with_scratch::<T, _>(ne * pos * o, |gn| {
                     // gy as a dense [position][o] matrix: the rows of this GEMM.
                     for e in 0..ne {
-                        for oc in 0..o {
-                            for p in 0..pos {
-                                gn[(e * pos + p) * o + oc] = gyc[(e * o + oc) * pos + p];
-                            }
-                        }
+                        let dst = &mut gn[e * pos * o..];
+                        transpose(&gyc[e * o * pos..], pos, dst, o, o, pos);
                     }
                     with_scratch::<T, _>(ne * plen, |xpad| {
                         xpad.fill(T::ZERO);
@@ -262,7 +295,30 @@ pub(super) fn adjoint<T: Element>(
                         for p0 in (0..total).step_by(mr) {
                             let valid = mr.min(total - p0);
                             let rows = position_rows(g, gn.as_ptr(), p0, total, mr, Some(o));
+                            let mut bases = [0; MAX_MR];
+                            for (i, b) in bases.iter_mut().enumerate().take(valid) {
+                                *b = g.row_base((p0 + i) / pos, (p0 + i) % pos);
+                            }
                             for jp in 0..panels {
+                                let cols = nr.min(kdim - jp * nr);
+                                let offs = &col_offsets[jp * nr..][..cols];
+                                // A full panel of one contiguous channel run is added to the
+                                // image in place (col2im inside the kernel); others go through
+                                // the tile buffer and are scattered.
+                                let in_place = cols == nr && contiguous[jp];
+                                let tp = tile.as_mut_ptr();
+                                let xp = xpad.as_mut_ptr();
+                                let out = if in_place {
+                                    std::array::from_fn(|i| {
+                                        if i < valid {
+                                            xp.wrapping_add(bases[i] + offs[0])
+                                        } else {
+                                            tp
+                                        }
+                                    })
+                                } else {
+                                    kern.out_rows(tp, nr, mr, tp)
+                                };
                                 let args = TileArgs {
                                     rows,
                                     taps: &[0],
@@ -270,24 +326,28 @@ pub(super) fn adjoint<T: Element>(
                                     a_step: 1,
                                     b: wpack[jp * o * nr..].as_ptr(),
                                     b_step: nr,
+                                    out,
+                                    accumulate: in_place,
                                 };
                                 // SAFETY: each row is a whole `o`-value row of `gn`; the panel
-                                // holds `o` rows of `nr` values; the caller checked the ISA.
-                                unsafe { kern.run(&args, &mut tile) };
-                                let cols = nr.min(kdim - jp * nr);
-                                let offs = &col_offsets[jp * nr..][..cols];
+                                // holds `o` rows of `nr` values; in place, row i writes the `nr`
+                                // channels at `bases[i] + offs[0]` of `xpad`, inside the padded
+                                // image, distinct positions giving distinct pixels (one tap per
+                                // panel); otherwise the tile buffer; the caller checked the ISA.
+                                unsafe { kern.run(&args) };
+                                if in_place {
+                                    continue;
+                                }
                                 for i in 0..valid {
-                                    let (e, p) = ((p0 + i) / pos, (p0 + i) % pos);
-                                    let base = g.row_base(e, p);
                                     let trow = &tile[i * nr..][..cols];
                                     if contiguous[jp] {
-                                        let dst = &mut xpad[base + offs[0]..][..cols];
+                                        let dst = &mut xpad[bases[i] + offs[0]..][..cols];
                                         for (d, &t) in dst.iter_mut().zip(trow) {
                                             *d += t;
                                         }
                                     } else {
                                         for (&off, &t) in offs.iter().zip(trow) {
-                                            xpad[base + off] += t;
+                                            xpad[bases[i] + off] += t;
                                         }
                                     }
                                 }
@@ -295,15 +355,15 @@ pub(super) fn adjoint<T: Element>(
                         }
                         // Crop the padding and return to NCHW, adding the bias.
                         for e in 0..ne {
-                            for ch in 0..c {
-                                let b = bias.map_or(T::ZERO, |b| b[ch]);
-                                let plane = &mut gxc[(e * c + ch) * h * wd..][..h * wd];
-                                for y in 0..h {
-                                    let src = e * plen + ((y + ph) * wp + pw) * c + ch;
-                                    for (xi, v) in
-                                        plane[y * wd..(y + 1) * wd].iter_mut().enumerate()
-                                    {
-                                        *v = xpad[src + xi * c] + b;
+                            let ge = &mut gxc[e * c * h * wd..][..c * h * wd];
+                            for y in 0..h {
+                                let src = &xpad[e * plen + ((y + ph) * wp + pw) * c..];
+                                transpose(src, c, &mut ge[y * wd..], h * wd, wd, c);
+                            }
+                            if let Some(b) = bias {
+                                for (plane, &bv) in ge.chunks_mut(h * wd).zip(b) {
+                                    for v in plane {
+                                        *v += bv;
                                     }
                                 }
                             }
@@ -316,6 +376,10 @@ pub(super) fn adjoint<T: Element>(
 
 /// Weight gradients of chunks of `nb` examples: `parts[chunk]` is `dw[(tap, c), o]` summed over
 /// the chunk's examples (row-major `(taps c) x o`).
+///
+/// Row `q` of the left operand is column `q` of the im2col matrix, read in place: along one
+/// output row of one example its values are `s c` apart in the padded image, so each (example,
+/// output row) pair is one tap of `wo` reduction steps.
 pub(super) fn weight_grad_chunks<T: Element>(
     kern: Kernel<T>,
     g: &Geometry,
@@ -324,13 +388,19 @@ pub(super) fn weight_grad_chunks<T: Element>(
     nb: usize,
     parts: &mut [T],
 ) {
-    let ConvShape { c, h, o, .. } = g.s;
+    let ConvShape {
+        c, h, o, ho, wo, ..
+    } = g.s;
     let wd = g.s.w;
     let (mr, nr) = (kern.mr, kern.nr);
     let (pos, taps) = (g.positions(), g.taps());
     let kdim = taps * c;
     let panels = o.div_ceil(nr);
     let col_offsets: Vec<usize> = (0..kdim).map(|q| g.column_offset(q)).collect();
+    // One tap per (example, output row) of a full chunk; a shorter last chunk uses a prefix.
+    let row_taps: Vec<isize> = (0..nb * ho)
+        .map(|r| g.row_base(r / ho, (r % ho) * wo) as isize)
+        .collect();
     parts
         .par_chunks_mut(kdim * o)
         .enumerate()
@@ -346,67 +416,58 @@ pub(super) fn weight_grad_chunks<T: Element>(
                     // Panel jp: row `position` holds gy[e][jp nr + jj][p], zero-padded to nr.
                     for jp in 0..panels {
                         for e in 0..ne {
-                            for p in 0..pos {
-                                let row = &mut gpack[(jp * total + e * pos + p) * nr..][..nr];
-                                for (jj, v) in row.iter_mut().enumerate() {
-                                    let oc = jp * nr + jj;
-                                    *v = if oc < o {
-                                        gyc[(e * o + oc) * pos + p]
-                                    } else {
-                                        T::ZERO
-                                    };
+                            for oc in jp * nr..(jp * nr + nr) {
+                                for p in 0..pos {
+                                    gpack[(jp * total + e * pos + p) * nr + oc - jp * nr] =
+                                        if oc < o {
+                                            gyc[(e * o + oc) * pos + p]
+                                        } else {
+                                            T::ZERO
+                                        };
                                 }
                             }
                         }
                     }
-                    with_scratch::<T, _>(total * mr, |apack| {
-                        let mut tile = [T::ZERO; MAX_TILE];
-                        for q0 in (0..kdim).step_by(mr) {
-                            let valid = mr.min(kdim - q0);
-                            let offs = &col_offsets[q0..q0 + valid];
-                            let run = valid == mr
-                                && offs.iter().enumerate().all(|(i, &off)| off == offs[0] + i);
-                            // apack[position][i] = im2col(x)[position][q0 + i].
-                            for e in 0..ne {
-                                for p in 0..pos {
-                                    let base = g.row_base(e, p);
-                                    let dst = &mut apack[(e * pos + p) * mr..][..mr];
-                                    if run {
-                                        dst.copy_from_slice(&xpad[base + offs[0]..][..mr]);
-                                    } else {
-                                        for (i, d) in dst.iter_mut().enumerate() {
-                                            *d = offs
-                                                .get(i)
-                                                .map_or(T::ZERO, |&off| xpad[base + off]);
-                                        }
-                                    }
-                                }
-                            }
-                            let mut rows = [apack.as_ptr(); MAX_MR];
-                            for (i, r) in rows.iter_mut().enumerate().take(mr) {
-                                *r = apack[i..].as_ptr();
-                            }
-                            for jp in 0..panels {
-                                let args = TileArgs {
-                                    rows,
-                                    taps: &[0],
-                                    kc: total,
-                                    a_step: mr,
-                                    b: gpack[jp * total * nr..].as_ptr(),
-                                    b_step: nr,
-                                };
-                                // SAFETY: row i reads apack[p mr + i] for p < total, inside the
-                                // `total mr` buffer; the panel holds `total` rows of `nr`
-                                // values; the caller checked the ISA.
-                                unsafe { kern.run(&args, &mut tile) };
-                                let cols = nr.min(o - jp * nr);
+                    let mut tile = [T::ZERO; MAX_TILE];
+                    for q0 in (0..kdim).step_by(mr) {
+                        let valid = mr.min(kdim - q0);
+                        let mut rows = [xpad.as_ptr(); MAX_MR];
+                        for (i, r) in rows.iter_mut().enumerate().take(mr) {
+                            *r = xpad[col_offsets[q0 + i.min(valid - 1)]..].as_ptr();
+                        }
+                        for jp in 0..panels {
+                            let cols = nr.min(o - jp * nr);
+                            let tp = tile.as_mut_ptr();
+                            let out = if cols == nr {
+                                let first = part[q0 * o + jp * nr..].as_mut_ptr();
+                                kern.out_rows(first, o, valid, tp)
+                            } else {
+                                kern.out_rows(tp, nr, mr, tp)
+                            };
+                            let args = TileArgs {
+                                rows,
+                                taps: &row_taps[..ne * ho],
+                                kc: wo,
+                                a_step: g.stride[1] * c,
+                                b: gpack[jp * total * nr..].as_ptr(),
+                                b_step: nr,
+                                out,
+                                accumulate: false,
+                            };
+                            // SAFETY: row i reads xpad[row_base(e, i', j') + col_offsets[q]] for
+                            // the chunk's positions, inside the padded images; the panel holds
+                            // `total` rows of `nr` values in position order, as the taps visit
+                            // them; output rows are distinct `nr`-value rows of `part` (whole
+                            // panel inside it) or the tile buffer; the caller checked the ISA.
+                            unsafe { kern.run(&args) };
+                            if cols < nr {
                                 for i in 0..valid {
                                     part[(q0 + i) * o + jp * nr..][..cols]
                                         .copy_from_slice(&tile[i * nr..][..cols]);
                                 }
                             }
                         }
-                    });
+                    }
                 });
             });
         });
