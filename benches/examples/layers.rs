@@ -2,7 +2,10 @@
 //! milliseconds and GFLOP/s of each, in the format of `benches/peer/layers.py`.
 //!
 //! `cargo run --release -p benches --example layers -- [--threads 2] [--batch 64] [--reps 50]
-//! [--warmup 10] [--isa avx512] [--only enc2] [--json]`
+//! [--warmup 10] [--isa avx512] [--only enc2] [--clock cpu] [--json]`
+//!
+//! `--clock cpu` times the CPU time of the whole process (all threads, Linux `/proc`), which a
+//! loaded machine disturbs less than wall time; compare it at one thread.
 
 use std::time::Instant;
 
@@ -17,6 +20,7 @@ struct Args {
     isa: Isa,
     json: bool,
     only: Option<String>,
+    cpu_clock: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -28,6 +32,7 @@ fn parse() -> Result<Args, String> {
         isa: Isa::detect(),
         json: false,
         only: None,
+        cpu_clock: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -47,6 +52,13 @@ fn parse() -> Result<Args, String> {
             "--reps" => args.reps = number()?.max(1),
             "--warmup" => args.warmup = number()?,
             "--only" => args.only = Some(value),
+            "--clock" => {
+                args.cpu_clock = match value.as_str() {
+                    "wall" => false,
+                    "cpu" => true,
+                    _ => return Err(format!("--clock {value}: expected wall or cpu")),
+                }
+            }
             "--isa" => {
                 args.isa = Isa::parse(&value).ok_or(format!("unknown --isa {value}"))?;
                 args.isa.checked().map_err(|e| e.to_string())?;
@@ -55,6 +67,22 @@ fn parse() -> Result<Args, String> {
         }
     }
     Ok(args)
+}
+
+/// CPU time of the whole process (all threads) in milliseconds, from `/proc` (Linux).
+fn cpu_ms() -> f64 {
+    let mut ns = 0u64;
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for task in tasks.flatten() {
+            let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+            ns += stat
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    ns as f64 * 1e-6
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -93,9 +121,15 @@ fn main() {
         }
         let times: Vec<f64> = (0..args.reps)
             .map(|_| {
-                let t0 = Instant::now();
-                std::hint::black_box(k.run(args.isa));
-                t0.elapsed().as_secs_f64() * 1e3
+                if args.cpu_clock {
+                    let t0 = cpu_ms();
+                    std::hint::black_box(k.run(args.isa));
+                    cpu_ms() - t0
+                } else {
+                    let t0 = Instant::now();
+                    std::hint::black_box(k.run(args.isa));
+                    t0.elapsed().as_secs_f64() * 1e3
+                }
             })
             .collect();
         let ms = median(times);

@@ -8,7 +8,8 @@
 #            (default 3)
 # Environment: PYTHON (default benches/peer/.venv/bin/python, see README.md), ISA (path of
 # this crate's kernels, default: the widest the CPU runs), REPS (timed calls per kernel per
-# round, default 50).
+# round, default 50), CLOCK (wall, the default, or cpu: CPU time of the whole process, less
+# disturbed by other load; meaningful at one thread, where neither engine spins idle threads).
 # Prints a markdown table with the per-kernel ratio and the sums over the 24 kernels.
 set -eu
 cd "$(dirname "$0")/../.."
@@ -16,6 +17,7 @@ threads=${1:-2}
 rounds=${2:-3}
 python=${PYTHON:-benches/peer/.venv/bin/python}
 reps=${REPS:-50}
+clock=${CLOCK:-wall}
 isa_flag=""
 if [ -n "${ISA:-}" ]; then isa_flag="--isa $ISA"; fi
 
@@ -25,16 +27,17 @@ trap 'rm -rf "$out"' EXIT
 r=1
 while [ "$r" -le "$rounds" ]; do
     # shellcheck disable=SC2086
-    ./target/release/examples/layers --json --threads "$threads" --reps "$reps" $isa_flag \
-        > "$out/ours.$r"
-    "$python" benches/peer/layers.py --json --threads "$threads" --reps "$reps" > "$out/peer.$r"
+    ./target/release/examples/layers --json --threads "$threads" --reps "$reps" \
+        --clock "$clock" $isa_flag > "$out/ours.$r"
+    "$python" benches/peer/layers.py --json --threads "$threads" --reps "$reps" \
+        --clock "$clock" > "$out/peer.$r"
     r=$((r + 1))
 done
 
-"$python" - "$out" "$threads" "$rounds" <<'PY'
+"$python" - "$out" "$threads" "$rounds" "$clock" <<'PY'
 import glob, json, os, sys
 
-out, threads, rounds = sys.argv[1], sys.argv[2], sys.argv[3]
+out, threads, rounds, clock = sys.argv[1:5]
 
 def best(prefix):
     """kernel -> (best median ms over the rounds, macs), in first-round order."""
@@ -47,7 +50,7 @@ def best(prefix):
     return table
 
 ours, peer = best("ours"), best("peer")
-print(f"| kernel (batch 64, {threads} threads) | ours ms | ours GFLOP/s | PyTorch ms "
+print(f"| kernel (batch 64, {threads} threads, {clock} time) | ours ms | ours GFLOP/s | PyTorch ms "
       f"| PyTorch GFLOP/s | PyTorch / ours |")
 print("|---|---:|---:|---:|---:|---:|")
 tot_o = tot_p = flops = 0.0

@@ -7,7 +7,7 @@ one call (`torch.nn.functional.conv2d` / `conv_transpose2d`, `torch.nn.grad.conv
 so the work matches the Rust kernels one for one. Prints the median time per kernel in
 milliseconds and GFLOP/s (2 multiply-adds per MAC), or JSON lines with `--json`.
 
-Usage: python layers.py [--threads 2] [--batch 64] [--reps 50] [--json]
+Usage: python layers.py [--threads 2] [--batch 64] [--reps 50] [--only enc2] [--clock cpu] [--json]
 """
 import argparse
 import json
@@ -61,14 +61,14 @@ def kernels(kind, cin, cout, size, pad, opad, batch):
     }
 
 
-def median_ms(fn, reps, warmup):
+def median_ms(fn, reps, warmup, clock):
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(reps):
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
-        times.append((time.perf_counter() - t0) * 1e3)
+        times.append((clock() - t0) * 1e3)
     return statistics.median(times)
 
 
@@ -79,6 +79,10 @@ def main():
     ap.add_argument("--reps", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--json", action="store_true", help="one JSON object per kernel")
+    ap.add_argument("--only", default="", help="run only kernels whose name contains this")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="wall time, or CPU time of the whole process (all threads), which a "
+                         "loaded machine disturbs less")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     total = 0.0
@@ -86,10 +90,13 @@ def main():
         for name, kind, cin, cout, size, pad, opad in LAYERS:
             macs, fns = kernels(kind, cin, cout, size, pad, opad, args.batch)
             for op, fn in fns.items():
-                ms = median_ms(fn, args.reps, args.warmup)
+                key = f"{name}.{op}"
+                if args.only not in key:
+                    continue
+                clock = time.perf_counter if args.clock == "wall" else time.process_time
+                ms = median_ms(fn, args.reps, args.warmup, clock)
                 total += ms
                 gflops = 2 * macs / (ms * 1e6)
-                key = f"{name}.{op}"
                 if args.json:
                     print(json.dumps({"kernel": key, "ms": ms, "gflops": gflops, "macs": macs}))
                 else:
