@@ -175,7 +175,10 @@ pub(super) fn forward<T: Element>(
     let (mr, nr) = (kern.mr, kern.nr);
     let (pos, taps) = (g.positions(), g.taps());
     let panels = o.div_ceil(nr);
-    let tap_offsets: Vec<isize> = (0..taps).map(|t| g.tap_offset(t) as isize).collect();
+    // In NHWC the `kw c` values of one kernel row are contiguous: one tap per kernel row.
+    let row_offsets: Vec<isize> = (0..g.s.kh)
+        .map(|p| g.tap_offset(p * g.s.kw) as isize)
+        .collect();
     let nb = batch_chunk(n, pos);
     with_scratch::<T, _>(panels * taps * c * nr, |wpack| {
         pack_forward_weights(g, nr, w, wpack);
@@ -199,8 +202,8 @@ pub(super) fn forward<T: Element>(
                             let first = ypos[p0 * o_pad + jp * nr..].as_mut_ptr();
                             let args = TileArgs {
                                 rows,
-                                taps: &tap_offsets,
-                                kc: c,
+                                taps: &row_offsets,
+                                kc: g.s.kw * c,
                                 a_step: 1,
                                 b: wpack[jp * taps * c * nr..].as_ptr(),
                                 b_step: nr,
@@ -208,8 +211,9 @@ pub(super) fn forward<T: Element>(
                                 accumulate: false,
                             };
                             // SAFETY: every row points at a position's top-left pixel in `xpad`,
-                            // and `row + tap offset + channel` stays inside that padded image
-                            // (the output size guarantees `i s + p < h + 2 pad`); the panel holds
+                            // and `row + kernel-row offset + (q c + channel)` stays inside that
+                            // padded image (the output size guarantees `i s + p < h + 2 pad` and
+                            // `j s + q < w + 2 pad`); the panel holds
                             // `taps c` rows of `nr` values; output row i is the `nr` values of
                             // panel jp in row `p0 + i` of the `total x o_pad` matrix `ypos`
                             // (or the tile buffer); the caller checked the ISA.
@@ -260,6 +264,10 @@ pub(super) fn adjoint<T: Element>(
         })
         .collect();
     let nb = batch_chunk(n, pos);
+    // Top-left pixel of every position of a full chunk, relative to the chunk's first image.
+    let bases: Vec<usize> = (0..nb * pos)
+        .map(|p| g.row_base(p / pos, p % pos))
+        .collect();
     let [ph, pw] = g.padding;
     let (wp, plen) = (g.wp(), g.padded_len());
     with_scratch::<T, _>(panels * o * nr, |wpack| {
@@ -292,13 +300,12 @@ pub(super) fn adjoint<T: Element>(
                         xpad.fill(T::ZERO);
                         let total = ne * pos;
                         let mut tile = [T::ZERO; MAX_TILE];
+                        // Tiles outer: the image around a tile's positions stays in L1 while
+                        // every panel adds to it.
                         for p0 in (0..total).step_by(mr) {
                             let valid = mr.min(total - p0);
                             let rows = position_rows(g, gn.as_ptr(), p0, total, mr, Some(o));
-                            let mut bases = [0; MAX_MR];
-                            for (i, b) in bases.iter_mut().enumerate().take(valid) {
-                                *b = g.row_base((p0 + i) / pos, (p0 + i) % pos);
-                            }
+                            let bases = &bases[p0..p0 + valid];
                             for jp in 0..panels {
                                 let cols = nr.min(kdim - jp * nr);
                                 let offs = &col_offsets[jp * nr..][..cols];
@@ -374,12 +381,12 @@ pub(super) fn adjoint<T: Element>(
     });
 }
 
-/// Weight gradients of chunks of `nb` examples: `parts[chunk]` is `dw[(tap, c), o]` summed over
-/// the chunk's examples (row-major `(taps c) x o`).
+/// Weight gradients of chunks of `nb` examples: `parts[chunk]` is `dw[o, (tap, c)]` summed over
+/// the chunk's examples (row-major `o x (taps c)`).
 ///
-/// Row `q` of the left operand is column `q` of the im2col matrix, read in place: along one
-/// output row of one example its values are `s c` apart in the padded image, so each (example,
-/// output row) pair is one tap of `wo` reduction steps.
+/// The left operand is `gy` as stored (row `o` of an example is contiguous over positions; each
+/// example is one tap), the right one the im2col matrix, packed one `NR`-column panel at a time
+/// from the padded NHWC images (contiguous channel runs).
 pub(super) fn weight_grad_chunks<T: Element>(
     kern: Kernel<T>,
     g: &Geometry,
@@ -388,19 +395,29 @@ pub(super) fn weight_grad_chunks<T: Element>(
     nb: usize,
     parts: &mut [T],
 ) {
-    let ConvShape {
-        c, h, o, ho, wo, ..
-    } = g.s;
+    let ConvShape { c, h, o, .. } = g.s;
     let wd = g.s.w;
     let (mr, nr) = (kern.mr, kern.nr);
     let (pos, taps) = (g.positions(), g.taps());
     let kdim = taps * c;
-    let panels = o.div_ceil(nr);
+    let panels = kdim.div_ceil(nr);
     let col_offsets: Vec<usize> = (0..kdim).map(|q| g.column_offset(q)).collect();
-    // One tap per (example, output row) of a full chunk; a shorter last chunk uses a prefix.
-    let row_taps: Vec<isize> = (0..nb * ho)
-        .map(|r| g.row_base(r / ho, (r % ho) * wo) as isize)
+    let contiguous: Vec<bool> = (0..panels)
+        .map(|jp| {
+            let cols = &col_offsets[jp * nr..kdim.min((jp + 1) * nr)];
+            cols.len() == nr
+                && cols
+                    .iter()
+                    .enumerate()
+                    .all(|(jj, &off)| off == cols[0] + jj)
+        })
         .collect();
+    // Top-left pixel of every position of a full chunk, relative to the chunk's first image, and
+    // the offset of each example's output gradient.
+    let bases: Vec<usize> = (0..nb * pos)
+        .map(|p| g.row_base(p / pos, p % pos))
+        .collect();
+    let example_taps: Vec<isize> = (0..nb).map(|e| (e * o * pos) as isize).collect();
     parts
         .par_chunks_mut(kdim * o)
         .enumerate()
@@ -410,76 +427,73 @@ pub(super) fn weight_grad_chunks<T: Element>(
             let total = ne * pos;
             let xc = &x[e0 * c * h * wd..][..ne * c * h * wd];
             let gyc = &gy[e0 * o * pos..][..ne * o * pos];
-            with_scratch::<T, _>(ne * g.padded_len(), |xpad| {
+            with_scratch::<T, _>(ne * g.padded_len() + total * nr, |buf| {
+                let (xpad, bpack) = buf.split_at_mut(ne * g.padded_len());
                 g.pad_nhwc(xc, ne, xpad);
-                with_scratch::<T, _>(panels * total * nr, |gpack| {
-                    // Panel jp: row `position` holds gy[e][jp nr + jj][p], zero-padded to nr.
-                    for jp in 0..panels {
-                        for e in 0..ne {
-                            for oc in jp * nr..(jp * nr + nr) {
-                                for p in 0..pos {
-                                    gpack[(jp * total + e * pos + p) * nr + oc - jp * nr] =
-                                        if oc < o {
-                                            gyc[(e * o + oc) * pos + p]
-                                        } else {
-                                            T::ZERO
-                                        };
-                                }
+                let mut tile = [T::ZERO; MAX_TILE];
+                let tp = tile.as_mut_ptr();
+                for jp in 0..panels {
+                    let cols = nr.min(kdim - jp * nr);
+                    let offs = &col_offsets[jp * nr..][..cols];
+                    // bpack[position][jj] = im2col(x)[position][jp nr + jj], zero-padded.
+                    for (dst, &base) in bpack.chunks_exact_mut(nr).zip(&bases[..total]) {
+                        if contiguous[jp] {
+                            let src = &xpad[base + offs[0]..][..nr];
+                            for (d, &v) in dst.iter_mut().zip(src) {
+                                *d = v;
+                            }
+                        } else {
+                            for (jj, d) in dst.iter_mut().enumerate() {
+                                *d = offs.get(jj).map_or(T::ZERO, |&off| xpad[base + off]);
                             }
                         }
                     }
-                    let mut tile = [T::ZERO; MAX_TILE];
-                    for q0 in (0..kdim).step_by(mr) {
-                        let valid = mr.min(kdim - q0);
-                        let mut rows = [xpad.as_ptr(); MAX_MR];
+                    for o0 in (0..o).step_by(mr) {
+                        let valid = mr.min(o - o0);
+                        let mut rows = [gyc.as_ptr(); MAX_MR];
                         for (i, r) in rows.iter_mut().enumerate().take(mr) {
-                            *r = xpad[col_offsets[q0 + i.min(valid - 1)]..].as_ptr();
+                            *r = gyc[(o0 + i.min(valid - 1)) * pos..].as_ptr();
                         }
-                        for jp in 0..panels {
-                            let cols = nr.min(o - jp * nr);
-                            let tp = tile.as_mut_ptr();
-                            let out = if cols == nr {
-                                let first = part[q0 * o + jp * nr..].as_mut_ptr();
-                                kern.out_rows(first, o, valid, tp)
-                            } else {
-                                kern.out_rows(tp, nr, mr, tp)
-                            };
-                            let args = TileArgs {
-                                rows,
-                                taps: &row_taps[..ne * ho],
-                                kc: wo,
-                                a_step: g.stride[1] * c,
-                                b: gpack[jp * total * nr..].as_ptr(),
-                                b_step: nr,
-                                out,
-                                accumulate: false,
-                            };
-                            // SAFETY: row i reads xpad[row_base(e, i', j') + col_offsets[q]] for
-                            // the chunk's positions, inside the padded images; the panel holds
-                            // `total` rows of `nr` values in position order, as the taps visit
-                            // them; output rows are distinct `nr`-value rows of `part` (whole
-                            // panel inside it) or the tile buffer; the caller checked the ISA.
-                            unsafe { kern.run(&args) };
-                            if cols < nr {
-                                for i in 0..valid {
-                                    part[(q0 + i) * o + jp * nr..][..cols]
-                                        .copy_from_slice(&tile[i * nr..][..cols]);
-                                }
+                        let out = if cols == nr {
+                            kern.out_rows(part[o0 * kdim + jp * nr..].as_mut_ptr(), kdim, valid, tp)
+                        } else {
+                            kern.out_rows(tp, nr, mr, tp)
+                        };
+                        let args = TileArgs {
+                            rows,
+                            taps: &example_taps[..ne],
+                            kc: pos,
+                            a_step: 1,
+                            b: bpack.as_ptr(),
+                            b_step: nr,
+                            out,
+                            accumulate: false,
+                        };
+                        // SAFETY: row i reads gy[e][o0 + i][p] of the chunk (offset
+                        // `e o pos + (o0 + i) pos + p`, inside `gyc`); the panel holds `total`
+                        // rows of `nr` values in the same (example, position) order; output rows
+                        // are distinct `nr`-value rows of `part` (whole panel inside it) or the
+                        // tile buffer; the caller checked the ISA.
+                        unsafe { kern.run(&args) };
+                        if cols < nr {
+                            for i in 0..valid {
+                                part[(o0 + i) * kdim + jp * nr..][..cols]
+                                    .copy_from_slice(&tile[i * nr..][..cols]);
                             }
                         }
                     }
-                });
+                }
             });
         });
 }
 
-/// Reorders a `(tap, c) x o` weight gradient into the weight layout `[o][c][tap]`.
+/// Reorders an `o x (tap, c)` weight gradient into the weight layout `[o][c][tap]`.
 pub(super) fn to_weight_layout<T: Element>(g: &Geometry, part: &[T], dw: &mut [T]) {
     let (o, c, taps) = (g.s.o, g.s.c, g.taps());
     for oc in 0..o {
         for ch in 0..c {
             for tap in 0..taps {
-                dw[(oc * c + ch) * taps + tap] = part[(tap * c + ch) * o + oc];
+                dw[(oc * c + ch) * taps + tap] = part[(oc * taps + tap) * c + ch];
             }
         }
     }
