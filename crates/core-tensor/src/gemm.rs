@@ -163,6 +163,17 @@ pub fn gemm_on<T: Element>(
                         *r = a[row * a_row..].as_ptr();
                     }
                     for jp in 0..panels {
+                        let cols = nr.min(n - jp * nr);
+                        // Whole tiles of `C <- op(A) op(B) (+ C)` go straight to C; the others
+                        // through the tile buffer.
+                        let direct =
+                            cols == nr && alpha == T::ONE && (beta == T::ZERO || beta == T::ONE);
+                        let tp = tile.as_mut_ptr();
+                        let out = if direct {
+                            kern.out_rows(cb[it * n + jp * nr..].as_mut_ptr(), n, valid, tp)
+                        } else {
+                            kern.out_rows(tp, nr, mr, tp)
+                        };
                         let args = TileArgs {
                             rows,
                             taps: &taps,
@@ -170,12 +181,18 @@ pub fn gemm_on<T: Element>(
                             a_step,
                             b: packed[jp * kc * nr..].as_ptr(),
                             b_step: nr,
+                            out,
+                            accumulate: direct && beta == T::ONE,
                         };
                         // SAFETY: row `r` of op(A) reads `a[r a_row + (pc + p) a_step]` for
                         // p < kc, inside `a` (asserted length, `pc + kc <= k`); the panel holds
-                        // kc rows of nr values; the CPU supports `isa` (asserted).
-                        unsafe { kern.run(&args, &mut tile) };
-                        let cols = nr.min(n - jp * nr);
+                        // kc rows of nr values; output rows are `nr` values of distinct rows of
+                        // `cb` (whole tile inside it) or of the tile buffer; the CPU supports
+                        // `isa` (asserted).
+                        unsafe { kern.run(&args) };
+                        if direct {
+                            continue;
+                        }
                         for i in 0..valid {
                             let crow = &mut cb[(it + i) * n + jp * nr..][..cols];
                             let trow = &tile[i * nr..][..cols];

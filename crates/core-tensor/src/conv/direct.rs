@@ -68,15 +68,40 @@ impl Geometry {
         let (c, h, w) = (self.s.c, self.s.h, self.s.w);
         let (wp, [ph, pw]) = (self.wp(), self.padding);
         out.fill(T::ZERO);
+        if c == 0 {
+            return;
+        }
         for e in 0..ne {
             let img = &mut out[e * self.padded_len()..][..self.padded_len()];
-            for ch in 0..c {
-                let plane = &x[(e * c + ch) * h * w..][..h * w];
-                for y in 0..h {
-                    let dst = ((y + ph) * wp + pw) * c + ch;
-                    for (xi, &v) in plane[y * w..(y + 1) * w].iter().enumerate() {
-                        img[dst + xi * c] = v;
-                    }
+            let src = &x[e * c * h * w..][..c * h * w];
+            // Image row y is a `c x w` block (stride h w) transposed into `w x c` pixels.
+            for y in 0..h {
+                let dst = &mut img[((y + ph) * wp + pw) * c..][..w * c];
+                transpose(&src[y * w..], h * w, dst, c, c, w);
+            }
+        }
+    }
+}
+
+/// `dst[j dst_stride + i] = src[i src_stride + j]` for `i < rows`, `j < cols`, in 8 x 8 blocks
+/// so both sides stay in a few cache lines.
+fn transpose<T: Element>(
+    src: &[T],
+    src_stride: usize,
+    dst: &mut [T],
+    dst_stride: usize,
+    rows: usize,
+    cols: usize,
+) {
+    const B: usize = 8;
+    for i0 in (0..rows).step_by(B) {
+        let i1 = (i0 + B).min(rows);
+        for j0 in (0..cols).step_by(B) {
+            let j1 = (j0 + B).min(cols);
+            for i in i0..i1 {
+                let row = &src[i * src_stride + j0..i * src_stride + j1];
+                for (j, &v) in (j0..j1).zip(row) {
+                    dst[j * dst_stride + i] = v;
                 }
             }
         }
@@ -150,7 +175,10 @@ pub(super) fn forward<T: Element>(
     let (mr, nr) = (kern.mr, kern.nr);
     let (pos, taps) = (g.positions(), g.taps());
     let panels = o.div_ceil(nr);
-    let tap_offsets: Vec<isize> = (0..taps).map(|t| g.tap_offset(t) as isize).collect();
+    // In NHWC the `kw c` values of one kernel row are contiguous: one tap per kernel row.
+    let row_offsets: Vec<isize> = (0..g.s.kh)
+        .map(|p| g.tap_offset(p * g.s.kw) as isize)
+        .collect();
     let nb = batch_chunk(n, pos);
     with_scratch::<T, _>(panels * taps * c * nr, |wpack| {
         pack_forward_weights(g, nr, w, wpack);
@@ -159,35 +187,47 @@ pub(super) fn forward<T: Element>(
             .enumerate()
             .for_each(|(chunk, yc)| {
                 let ne = yc.len() / (o * pos);
+                let total = ne * pos;
                 let xc = &x[chunk * nb * c * h * g.s.w..][..ne * c * h * g.s.w];
-                with_scratch::<T, _>(ne * g.padded_len(), |xpad| {
+                let o_pad = panels * nr;
+                with_scratch::<T, _>(ne * g.padded_len() + total * o_pad, |buf| {
+                    let (xpad, ypos) = buf.split_at_mut(ne * g.padded_len());
                     g.pad_nhwc(xc, ne, xpad);
-                    let total = ne * pos;
                     let mut tile = [T::ZERO; MAX_TILE];
+                    let tp = tile.as_mut_ptr();
                     for p0 in (0..total).step_by(mr) {
                         let valid = mr.min(total - p0);
                         let rows = position_rows(g, xpad.as_ptr(), p0, total, mr, None);
                         for jp in 0..panels {
+                            let first = ypos[p0 * o_pad + jp * nr..].as_mut_ptr();
                             let args = TileArgs {
                                 rows,
-                                taps: &tap_offsets,
-                                kc: c,
+                                taps: &row_offsets,
+                                kc: g.s.kw * c,
                                 a_step: 1,
                                 b: wpack[jp * taps * c * nr..].as_ptr(),
                                 b_step: nr,
+                                out: kern.out_rows(first, o_pad, valid, tp),
+                                accumulate: false,
                             };
                             // SAFETY: every row points at a position's top-left pixel in `xpad`,
-                            // and `row + tap offset + channel` stays inside that padded image
-                            // (the output size guarantees `i s + p < h + 2 pad`); the panel holds
-                            // `taps c` rows of `nr` values; the caller checked the ISA.
-                            unsafe { kern.run(&args, &mut tile) };
-                            let cols = nr.min(o - jp * nr);
-                            for i in 0..valid {
-                                let (e, p) = ((p0 + i) / pos, (p0 + i) % pos);
-                                for jj in 0..cols {
-                                    let oc = jp * nr + jj;
-                                    let b = bias.map_or(T::ZERO, |b| b[oc]);
-                                    yc[(e * o + oc) * pos + p] = tile[i * nr + jj] + b;
+                            // and `row + kernel-row offset + (q c + channel)` stays inside that
+                            // padded image (the output size guarantees `i s + p < h + 2 pad` and
+                            // `j s + q < w + 2 pad`); the panel holds
+                            // `taps c` rows of `nr` values; output row i is the `nr` values of
+                            // panel jp in row `p0 + i` of the `total x o_pad` matrix `ypos`
+                            // (or the tile buffer); the caller checked the ISA.
+                            unsafe { kern.run(&args) };
+                        }
+                    }
+                    // ypos is [position][o]: transpose each example to [o][position], add bias.
+                    for e in 0..ne {
+                        let ye = &mut yc[e * o * pos..][..o * pos];
+                        transpose(&ypos[e * pos * o_pad..], o_pad, ye, pos, pos, o);
+                        if let Some(b) = bias {
+                            for (plane, &bv) in ye.chunks_mut(pos).zip(b) {
+                                for v in plane {
+                                    *v += bv;
                                 }
                             }
                         }
@@ -224,6 +264,10 @@ pub(super) fn adjoint<T: Element>(
         })
         .collect();
     let nb = batch_chunk(n, pos);
+    // Top-left pixel of every position of a full chunk, relative to the chunk's first image.
+    let bases: Vec<usize> = (0..nb * pos)
+        .map(|p| g.row_base(p / pos, p % pos))
+        .collect();
     let [ph, pw] = g.padding;
     let (wp, plen) = (g.wp(), g.padded_len());
     with_scratch::<T, _>(panels * o * nr, |wpack| {
@@ -249,20 +293,39 @@ pub(super) fn adjoint<T: Element>(
                 with_scratch::<T, _>(ne * pos * o, |gn| {
                     // gy as a dense [position][o] matrix: the rows of this GEMM.
                     for e in 0..ne {
-                        for oc in 0..o {
-                            for p in 0..pos {
-                                gn[(e * pos + p) * o + oc] = gyc[(e * o + oc) * pos + p];
-                            }
-                        }
+                        let dst = &mut gn[e * pos * o..];
+                        transpose(&gyc[e * o * pos..], pos, dst, o, o, pos);
                     }
                     with_scratch::<T, _>(ne * plen, |xpad| {
                         xpad.fill(T::ZERO);
                         let total = ne * pos;
                         let mut tile = [T::ZERO; MAX_TILE];
+                        // Tiles outer: the image around a tile's positions stays in L1 while
+                        // every panel adds to it.
                         for p0 in (0..total).step_by(mr) {
                             let valid = mr.min(total - p0);
                             let rows = position_rows(g, gn.as_ptr(), p0, total, mr, Some(o));
+                            let bases = &bases[p0..p0 + valid];
                             for jp in 0..panels {
+                                let cols = nr.min(kdim - jp * nr);
+                                let offs = &col_offsets[jp * nr..][..cols];
+                                // A full panel of one contiguous channel run is added to the
+                                // image in place (col2im inside the kernel); others go through
+                                // the tile buffer and are scattered.
+                                let in_place = cols == nr && contiguous[jp];
+                                let tp = tile.as_mut_ptr();
+                                let xp = xpad.as_mut_ptr();
+                                let out = if in_place {
+                                    std::array::from_fn(|i| {
+                                        if i < valid {
+                                            xp.wrapping_add(bases[i] + offs[0])
+                                        } else {
+                                            tp
+                                        }
+                                    })
+                                } else {
+                                    kern.out_rows(tp, nr, mr, tp)
+                                };
                                 let args = TileArgs {
                                     rows,
                                     taps: &[0],
@@ -270,24 +333,28 @@ pub(super) fn adjoint<T: Element>(
                                     a_step: 1,
                                     b: wpack[jp * o * nr..].as_ptr(),
                                     b_step: nr,
+                                    out,
+                                    accumulate: in_place,
                                 };
                                 // SAFETY: each row is a whole `o`-value row of `gn`; the panel
-                                // holds `o` rows of `nr` values; the caller checked the ISA.
-                                unsafe { kern.run(&args, &mut tile) };
-                                let cols = nr.min(kdim - jp * nr);
-                                let offs = &col_offsets[jp * nr..][..cols];
+                                // holds `o` rows of `nr` values; in place, row i writes the `nr`
+                                // channels at `bases[i] + offs[0]` of `xpad`, inside the padded
+                                // image, distinct positions giving distinct pixels (one tap per
+                                // panel); otherwise the tile buffer; the caller checked the ISA.
+                                unsafe { kern.run(&args) };
+                                if in_place {
+                                    continue;
+                                }
                                 for i in 0..valid {
-                                    let (e, p) = ((p0 + i) / pos, (p0 + i) % pos);
-                                    let base = g.row_base(e, p);
                                     let trow = &tile[i * nr..][..cols];
                                     if contiguous[jp] {
-                                        let dst = &mut xpad[base + offs[0]..][..cols];
+                                        let dst = &mut xpad[bases[i] + offs[0]..][..cols];
                                         for (d, &t) in dst.iter_mut().zip(trow) {
                                             *d += t;
                                         }
                                     } else {
                                         for (&off, &t) in offs.iter().zip(trow) {
-                                            xpad[base + off] += t;
+                                            xpad[bases[i] + off] += t;
                                         }
                                     }
                                 }
@@ -295,15 +362,15 @@ pub(super) fn adjoint<T: Element>(
                         }
                         // Crop the padding and return to NCHW, adding the bias.
                         for e in 0..ne {
-                            for ch in 0..c {
-                                let b = bias.map_or(T::ZERO, |b| b[ch]);
-                                let plane = &mut gxc[(e * c + ch) * h * wd..][..h * wd];
-                                for y in 0..h {
-                                    let src = e * plen + ((y + ph) * wp + pw) * c + ch;
-                                    for (xi, v) in
-                                        plane[y * wd..(y + 1) * wd].iter_mut().enumerate()
-                                    {
-                                        *v = xpad[src + xi * c] + b;
+                            let ge = &mut gxc[e * c * h * wd..][..c * h * wd];
+                            for y in 0..h {
+                                let src = &xpad[e * plen + ((y + ph) * wp + pw) * c..];
+                                transpose(src, c, &mut ge[y * wd..], h * wd, wd, c);
+                            }
+                            if let Some(b) = bias {
+                                for (plane, &bv) in ge.chunks_mut(h * wd).zip(b) {
+                                    for v in plane {
+                                        *v += bv;
                                     }
                                 }
                             }
@@ -314,8 +381,12 @@ pub(super) fn adjoint<T: Element>(
     });
 }
 
-/// Weight gradients of chunks of `nb` examples: `parts[chunk]` is `dw[(tap, c), o]` summed over
-/// the chunk's examples (row-major `(taps c) x o`).
+/// Weight gradients of chunks of `nb` examples: `parts[chunk]` is `dw[o, (tap, c)]` summed over
+/// the chunk's examples (row-major `o x (taps c)`).
+///
+/// The left operand is `gy` as stored (row `o` of an example is contiguous over positions; each
+/// example is one tap), the right one the im2col matrix, packed one `NR`-column panel at a time
+/// from the padded NHWC images (contiguous channel runs).
 pub(super) fn weight_grad_chunks<T: Element>(
     kern: Kernel<T>,
     g: &Geometry,
@@ -329,8 +400,24 @@ pub(super) fn weight_grad_chunks<T: Element>(
     let (mr, nr) = (kern.mr, kern.nr);
     let (pos, taps) = (g.positions(), g.taps());
     let kdim = taps * c;
-    let panels = o.div_ceil(nr);
+    let panels = kdim.div_ceil(nr);
     let col_offsets: Vec<usize> = (0..kdim).map(|q| g.column_offset(q)).collect();
+    let contiguous: Vec<bool> = (0..panels)
+        .map(|jp| {
+            let cols = &col_offsets[jp * nr..kdim.min((jp + 1) * nr)];
+            cols.len() == nr
+                && cols
+                    .iter()
+                    .enumerate()
+                    .all(|(jj, &off)| off == cols[0] + jj)
+        })
+        .collect();
+    // Top-left pixel of every position of a full chunk, relative to the chunk's first image, and
+    // the offset of each example's output gradient.
+    let bases: Vec<usize> = (0..nb * pos)
+        .map(|p| g.row_base(p / pos, p % pos))
+        .collect();
+    let example_taps: Vec<isize> = (0..nb).map(|e| (e * o * pos) as isize).collect();
     parts
         .par_chunks_mut(kdim * o)
         .enumerate()
@@ -340,85 +427,73 @@ pub(super) fn weight_grad_chunks<T: Element>(
             let total = ne * pos;
             let xc = &x[e0 * c * h * wd..][..ne * c * h * wd];
             let gyc = &gy[e0 * o * pos..][..ne * o * pos];
-            with_scratch::<T, _>(ne * g.padded_len(), |xpad| {
+            with_scratch::<T, _>(ne * g.padded_len() + total * nr, |buf| {
+                let (xpad, bpack) = buf.split_at_mut(ne * g.padded_len());
                 g.pad_nhwc(xc, ne, xpad);
-                with_scratch::<T, _>(panels * total * nr, |gpack| {
-                    // Panel jp: row `position` holds gy[e][jp nr + jj][p], zero-padded to nr.
-                    for jp in 0..panels {
-                        for e in 0..ne {
-                            for p in 0..pos {
-                                let row = &mut gpack[(jp * total + e * pos + p) * nr..][..nr];
-                                for (jj, v) in row.iter_mut().enumerate() {
-                                    let oc = jp * nr + jj;
-                                    *v = if oc < o {
-                                        gyc[(e * o + oc) * pos + p]
-                                    } else {
-                                        T::ZERO
-                                    };
-                                }
+                let mut tile = [T::ZERO; MAX_TILE];
+                let tp = tile.as_mut_ptr();
+                for jp in 0..panels {
+                    let cols = nr.min(kdim - jp * nr);
+                    let offs = &col_offsets[jp * nr..][..cols];
+                    // bpack[position][jj] = im2col(x)[position][jp nr + jj], zero-padded.
+                    for (dst, &base) in bpack.chunks_exact_mut(nr).zip(&bases[..total]) {
+                        if contiguous[jp] {
+                            let src = &xpad[base + offs[0]..][..nr];
+                            for (d, &v) in dst.iter_mut().zip(src) {
+                                *d = v;
+                            }
+                        } else {
+                            for (jj, d) in dst.iter_mut().enumerate() {
+                                *d = offs.get(jj).map_or(T::ZERO, |&off| xpad[base + off]);
                             }
                         }
                     }
-                    with_scratch::<T, _>(total * mr, |apack| {
-                        let mut tile = [T::ZERO; MAX_TILE];
-                        for q0 in (0..kdim).step_by(mr) {
-                            let valid = mr.min(kdim - q0);
-                            let offs = &col_offsets[q0..q0 + valid];
-                            let run = valid == mr
-                                && offs.iter().enumerate().all(|(i, &off)| off == offs[0] + i);
-                            // apack[position][i] = im2col(x)[position][q0 + i].
-                            for e in 0..ne {
-                                for p in 0..pos {
-                                    let base = g.row_base(e, p);
-                                    let dst = &mut apack[(e * pos + p) * mr..][..mr];
-                                    if run {
-                                        dst.copy_from_slice(&xpad[base + offs[0]..][..mr]);
-                                    } else {
-                                        for (i, d) in dst.iter_mut().enumerate() {
-                                            *d = offs
-                                                .get(i)
-                                                .map_or(T::ZERO, |&off| xpad[base + off]);
-                                        }
-                                    }
-                                }
-                            }
-                            let mut rows = [apack.as_ptr(); MAX_MR];
-                            for (i, r) in rows.iter_mut().enumerate().take(mr) {
-                                *r = apack[i..].as_ptr();
-                            }
-                            for jp in 0..panels {
-                                let args = TileArgs {
-                                    rows,
-                                    taps: &[0],
-                                    kc: total,
-                                    a_step: mr,
-                                    b: gpack[jp * total * nr..].as_ptr(),
-                                    b_step: nr,
-                                };
-                                // SAFETY: row i reads apack[p mr + i] for p < total, inside the
-                                // `total mr` buffer; the panel holds `total` rows of `nr`
-                                // values; the caller checked the ISA.
-                                unsafe { kern.run(&args, &mut tile) };
-                                let cols = nr.min(o - jp * nr);
-                                for i in 0..valid {
-                                    part[(q0 + i) * o + jp * nr..][..cols]
-                                        .copy_from_slice(&tile[i * nr..][..cols]);
-                                }
+                    for o0 in (0..o).step_by(mr) {
+                        let valid = mr.min(o - o0);
+                        let mut rows = [gyc.as_ptr(); MAX_MR];
+                        for (i, r) in rows.iter_mut().enumerate().take(mr) {
+                            *r = gyc[(o0 + i.min(valid - 1)) * pos..].as_ptr();
+                        }
+                        let out = if cols == nr {
+                            kern.out_rows(part[o0 * kdim + jp * nr..].as_mut_ptr(), kdim, valid, tp)
+                        } else {
+                            kern.out_rows(tp, nr, mr, tp)
+                        };
+                        let args = TileArgs {
+                            rows,
+                            taps: &example_taps[..ne],
+                            kc: pos,
+                            a_step: 1,
+                            b: bpack.as_ptr(),
+                            b_step: nr,
+                            out,
+                            accumulate: false,
+                        };
+                        // SAFETY: row i reads gy[e][o0 + i][p] of the chunk (offset
+                        // `e o pos + (o0 + i) pos + p`, inside `gyc`); the panel holds `total`
+                        // rows of `nr` values in the same (example, position) order; output rows
+                        // are distinct `nr`-value rows of `part` (whole panel inside it) or the
+                        // tile buffer; the caller checked the ISA.
+                        unsafe { kern.run(&args) };
+                        if cols < nr {
+                            for i in 0..valid {
+                                part[(o0 + i) * kdim + jp * nr..][..cols]
+                                    .copy_from_slice(&tile[i * nr..][..cols]);
                             }
                         }
-                    });
-                });
+                    }
+                }
             });
         });
 }
 
-/// Reorders a `(tap, c) x o` weight gradient into the weight layout `[o][c][tap]`.
+/// Reorders an `o x (tap, c)` weight gradient into the weight layout `[o][c][tap]`.
 pub(super) fn to_weight_layout<T: Element>(g: &Geometry, part: &[T], dw: &mut [T]) {
     let (o, c, taps) = (g.s.o, g.s.c, g.taps());
     for oc in 0..o {
         for ch in 0..c {
             for tap in 0..taps {
-                dw[(oc * c + ch) * taps + tap] = part[(tap * c + ch) * o + oc];
+                dw[(oc * c + ch) * taps + tap] = part[(oc * taps + tap) * c + ch];
             }
         }
     }

@@ -22,6 +22,9 @@ pub(crate) const MAX_MR: usize = 8;
 pub(crate) const MAX_TILE: usize = 8 * 32;
 
 /// Operands of one tile: see the module documentation for the formula.
+///
+/// The tile's row `i` is written to (or, with `accumulate`, added to) the `NR` values at
+/// `out[i]`; a caller that needs another layout points the rows into a tile buffer.
 #[derive(Debug)]
 pub(crate) struct TileArgs<'a, T> {
     /// One pointer per tile row (`MR` of them; unused rows may repeat a valid pointer).
@@ -35,6 +38,11 @@ pub(crate) struct TileArgs<'a, T> {
     /// The right-operand panel: `taps.len() * kc` rows of `NR` values, `b_step` apart.
     pub b: *const T,
     pub b_step: usize,
+    /// Destination of each tile row (`NR` values each; rows past the valid ones may share a
+    /// dummy row).
+    pub out: [*mut T; MAX_MR],
+    /// Add to the destination instead of overwriting it.
+    pub accumulate: bool,
 }
 
 /// A microkernel: its tile size and entry point.
@@ -42,12 +50,13 @@ pub(crate) struct TileArgs<'a, T> {
 pub(crate) struct Kernel<T> {
     pub mr: usize,
     pub nr: usize,
-    /// Writes the `mr x nr` tile, row-major, into the first `mr * nr` values of the buffer.
+    /// Computes the tile and writes it to `out`.
     ///
     /// # Safety
-    /// Every address the formula reads must be inside one live allocation, and the CPU must
-    /// support the kernel's instruction set.
-    run: unsafe fn(&TileArgs<'_, T>, &mut [T; MAX_TILE]),
+    /// Every address the formula reads must be inside one live allocation, each `out[i]` must
+    /// be valid for `NR` reads and writes and not overlap another row or the inputs, and the CPU
+    /// must support the kernel's instruction set.
+    run: unsafe fn(&TileArgs<'_, T>),
 }
 
 impl<T> std::fmt::Debug for Kernel<T> {
@@ -94,16 +103,34 @@ impl<T: Element> Kernel<T> {
         }
     }
 
-    /// Runs the kernel into `tile`.
+    /// Runs the kernel.
     ///
     /// # Safety
     /// Every address `rows[i] + off[t] + p a_step` (`i < mr`, `t < taps`, `p < kc`) and
-    /// `b + r b_step + j` (`r < taps kc`, `j < nr`) must be readable, and the CPU must support the
-    /// instruction set this kernel was chosen for.
+    /// `b + r b_step + j` (`r < taps kc`, `j < nr`) must be readable; `out[i] + j` (`j < nr`)
+    /// writable, distinct for distinct rows unless a row is a dummy nobody reads, and disjoint
+    /// from the inputs; and the CPU must support the instruction set this kernel was chosen for.
     #[inline]
-    pub unsafe fn run(&self, args: &TileArgs<'_, T>, tile: &mut [T; MAX_TILE]) {
+    pub unsafe fn run(&self, args: &TileArgs<'_, T>) {
         // SAFETY: forwarded contract.
-        unsafe { (self.run)(args, tile) }
+        unsafe { (self.run)(args) }
+    }
+
+    /// Destination rows `i < valid` at `first + i row_len`, the others at `dummy`.
+    pub fn out_rows(
+        &self,
+        first: *mut T,
+        row_len: usize,
+        valid: usize,
+        dummy: *mut T,
+    ) -> [*mut T; MAX_MR] {
+        std::array::from_fn(|i| {
+            if i < valid.min(self.mr) {
+                first.wrapping_add(i * row_len)
+            } else {
+                dummy
+            }
+        })
     }
 }
 
@@ -112,7 +139,7 @@ const PORTABLE_NR: usize = 16;
 
 /// # Safety
 /// See [`Kernel::run`].
-unsafe fn portable_tile<T: Element>(args: &TileArgs<'_, T>, tile: &mut [T; MAX_TILE]) {
+unsafe fn portable_tile<T: Element>(args: &TileArgs<'_, T>) {
     const MR: usize = PORTABLE_MR;
     const NR: usize = PORTABLE_NR;
     let mut acc = [[T::ZERO; NR]; MR];
@@ -135,7 +162,15 @@ unsafe fn portable_tile<T: Element>(args: &TileArgs<'_, T>, tile: &mut [T; MAX_T
         }
     }
     for i in 0..MR {
-        tile[i * NR..(i + 1) * NR].copy_from_slice(&acc[i]);
+        // SAFETY: `out[i]` holds NR writable values (caller's contract).
+        let dst = unsafe { std::slice::from_raw_parts_mut(args.out[i], NR) };
+        if args.accumulate {
+            for (d, &a) in dst.iter_mut().zip(&acc[i]) {
+                *d += a;
+            }
+        } else {
+            dst.copy_from_slice(&acc[i]);
+        }
     }
 }
 
@@ -143,14 +178,14 @@ unsafe fn portable_tile<T: Element>(args: &TileArgs<'_, T>, tile: &mut [T; MAX_T
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{TileArgs, MAX_TILE};
+    use super::TileArgs;
 
     /// The AVX-512 body: 8 rows x 32 columns in 16 zmm accumulators, two FMAs per broadcast.
     #[inline(always)]
-    unsafe fn avx512_8x32_body(args: &TileArgs<'_, f32>, tile: &mut [f32; MAX_TILE]) {
+    unsafe fn avx512_8x32_body(args: &TileArgs<'_, f32>) {
         const MR: usize = 8;
-        // SAFETY: the caller guarantees the addresses read are valid (see `Kernel::run`) and
-        // that AVX-512F is available; `tile` holds 8 * 32 values.
+        // SAFETY: the caller guarantees the addresses read and written are valid (see
+        // `Kernel::run`) and that AVX-512F is available.
         unsafe {
             let mut acc = [[_mm512_setzero_ps(); 2]; MR];
             let mut b = args.b;
@@ -169,10 +204,14 @@ mod x86 {
                     b = b.add(args.b_step);
                 }
             }
-            let out = tile.as_mut_ptr();
             for i in 0..MR {
-                _mm512_storeu_ps(out.add(i * 32), acc[i][0]);
-                _mm512_storeu_ps(out.add(i * 32 + 16), acc[i][1]);
+                let out = args.out[i];
+                if args.accumulate {
+                    acc[i][0] = _mm512_add_ps(acc[i][0], _mm512_loadu_ps(out));
+                    acc[i][1] = _mm512_add_ps(acc[i][1], _mm512_loadu_ps(out.add(16)));
+                }
+                _mm512_storeu_ps(out, acc[i][0]);
+                _mm512_storeu_ps(out.add(16), acc[i][1]);
             }
         }
     }
@@ -180,17 +219,17 @@ mod x86 {
     /// # Safety
     /// See `Kernel::run`; the CPU must support AVX-512F.
     #[target_feature(enable = "avx512f,avx2,fma")]
-    pub(super) unsafe fn avx512_8x32(args: &TileArgs<'_, f32>, tile: &mut [f32; MAX_TILE]) {
+    pub(super) unsafe fn avx512_8x32(args: &TileArgs<'_, f32>) {
         // SAFETY: forwarded contract; the features the body needs are enabled here.
-        unsafe { avx512_8x32_body(args, tile) }
+        unsafe { avx512_8x32_body(args) }
     }
 
     /// The AVX2 body: 6 rows x 16 columns in 12 ymm accumulators.
     #[inline(always)]
-    unsafe fn avx2_6x16_body(args: &TileArgs<'_, f32>, tile: &mut [f32; MAX_TILE]) {
+    unsafe fn avx2_6x16_body(args: &TileArgs<'_, f32>) {
         const MR: usize = 6;
-        // SAFETY: the caller guarantees the addresses read are valid (see `Kernel::run`) and
-        // that AVX2 and FMA are available; `tile` holds 6 * 16 values.
+        // SAFETY: the caller guarantees the addresses read and written are valid (see
+        // `Kernel::run`) and that AVX2 and FMA are available.
         unsafe {
             let mut acc = [[_mm256_setzero_ps(); 2]; MR];
             let mut b = args.b;
@@ -209,10 +248,14 @@ mod x86 {
                     b = b.add(args.b_step);
                 }
             }
-            let out = tile.as_mut_ptr();
             for i in 0..MR {
-                _mm256_storeu_ps(out.add(i * 16), acc[i][0]);
-                _mm256_storeu_ps(out.add(i * 16 + 8), acc[i][1]);
+                let out = args.out[i];
+                if args.accumulate {
+                    acc[i][0] = _mm256_add_ps(acc[i][0], _mm256_loadu_ps(out));
+                    acc[i][1] = _mm256_add_ps(acc[i][1], _mm256_loadu_ps(out.add(8)));
+                }
+                _mm256_storeu_ps(out, acc[i][0]);
+                _mm256_storeu_ps(out.add(8), acc[i][1]);
             }
         }
     }
@@ -220,8 +263,8 @@ mod x86 {
     /// # Safety
     /// See `Kernel::run`; the CPU must support AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn avx2_6x16(args: &TileArgs<'_, f32>, tile: &mut [f32; MAX_TILE]) {
+    pub(super) unsafe fn avx2_6x16(args: &TileArgs<'_, f32>) {
         // SAFETY: forwarded contract; the features the body needs are enabled here.
-        unsafe { avx2_6x16_body(args, tile) }
+        unsafe { avx2_6x16_body(args) }
     }
 }

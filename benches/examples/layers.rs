@@ -1,0 +1,154 @@
+//! Times the 24 convolution kernels of the GradCon autoencoder (batch 64) and prints the median
+//! milliseconds and GFLOP/s of each, in the format of `benches/peer/layers.py`.
+//!
+//! `cargo run --release -p benches --example layers -- [--threads 2] [--batch 64] [--reps 50]
+//! [--warmup 10] [--isa avx512] [--only enc2] [--clock cpu] [--json]`
+//!
+//! `--clock cpu` times the CPU time of the whole process (all threads, Linux `/proc`), which a
+//! loaded machine disturbs less than wall time; compare it at one thread.
+
+use std::time::Instant;
+
+use benches::layers::kernels;
+use core_tensor::Isa;
+
+struct Args {
+    threads: usize,
+    batch: usize,
+    reps: usize,
+    warmup: usize,
+    isa: Isa,
+    json: bool,
+    only: Option<String>,
+    cpu_clock: bool,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut args = Args {
+        threads: 2,
+        batch: 64,
+        reps: 50,
+        warmup: 10,
+        isa: Isa::detect(),
+        json: false,
+        only: None,
+        cpu_clock: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        if flag == "--json" {
+            args.json = true;
+            continue;
+        }
+        let value = it.next().ok_or(format!("{flag} needs a value"))?;
+        let number = || {
+            value
+                .parse::<usize>()
+                .map_err(|e| format!("{flag} {value}: {e}"))
+        };
+        match flag.as_str() {
+            "--threads" => args.threads = number()?,
+            "--batch" => args.batch = number()?,
+            "--reps" => args.reps = number()?.max(1),
+            "--warmup" => args.warmup = number()?,
+            "--only" => args.only = Some(value),
+            "--clock" => {
+                args.cpu_clock = match value.as_str() {
+                    "wall" => false,
+                    "cpu" => true,
+                    _ => return Err(format!("--clock {value}: expected wall or cpu")),
+                }
+            }
+            "--isa" => {
+                args.isa = Isa::parse(&value).ok_or(format!("unknown --isa {value}"))?;
+                args.isa.checked().map_err(|e| e.to_string())?;
+            }
+            _ => return Err(format!("unknown argument {flag}")),
+        }
+    }
+    Ok(args)
+}
+
+/// CPU time of the whole process (all threads) in milliseconds, from `/proc` (Linux).
+fn cpu_ms() -> f64 {
+    let mut ns = 0u64;
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for task in tasks.flatten() {
+            let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+            ns += stat
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    ns as f64 * 1e-6
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
+
+fn main() {
+    let args = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("layers: {e}");
+            std::process::exit(2);
+        }
+    };
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads)
+        .build_global()
+        .expect("the global thread pool is built once");
+    let mut total = 0.0;
+    for k in kernels(args.batch) {
+        if args
+            .only
+            .as_ref()
+            .is_some_and(|o| !k.name().contains(o.as_str()))
+        {
+            continue;
+        }
+        for _ in 0..args.warmup {
+            std::hint::black_box(k.run(args.isa));
+        }
+        let times: Vec<f64> = (0..args.reps)
+            .map(|_| {
+                if args.cpu_clock {
+                    let t0 = cpu_ms();
+                    std::hint::black_box(k.run(args.isa));
+                    cpu_ms() - t0
+                } else {
+                    let t0 = Instant::now();
+                    std::hint::black_box(k.run(args.isa));
+                    t0.elapsed().as_secs_f64() * 1e3
+                }
+            })
+            .collect();
+        let ms = median(times);
+        total += ms;
+        let gflops = k.flops() as f64 / (ms * 1e6);
+        if args.json {
+            println!(
+                "{{\"kernel\": \"{}\", \"ms\": {ms}, \"gflops\": {gflops}, \"macs\": {}}}",
+                k.name(),
+                k.flops() / 2
+            );
+        } else {
+            println!("{:<18} {ms:9.3} ms {gflops:8.1} GFLOP/s", k.name());
+        }
+    }
+    if !args.json {
+        println!(
+            "{:<18} {total:9.3} ms  ({} path, {} threads)",
+            "total", args.isa, args.threads
+        );
+    }
+}
