@@ -9,7 +9,9 @@ const N: usize = 3;
 
 /// conv2d -> ReLU -> conv_transpose2d -> ReLU -> conv_transpose2d -> sigmoid, batch-mean MSE.
 fn loss<'t, T: Element>(p: &[Var<'t, T>], x: Var<'t, T>) -> autograd::Result<Var<'t, T>> {
-    let h = x.conv2d(&p[0], Some(&p[1]), Conv2dSpec::new(2, 1))?.relu()?;
+    let h = x
+        .conv2d(&p[0], Some(&p[1]), Conv2dSpec::new(2, 1))?
+        .relu()?;
     let h = h
         .conv_transpose2d(&p[2], Some(&p[3]), ConvTranspose2dSpec::new(2, 1, 0))?
         .relu()?;
@@ -20,7 +22,14 @@ fn loss<'t, T: Element>(p: &[Var<'t, T>], x: Var<'t, T>) -> autograd::Result<Var
 }
 
 fn setup<T: Element>() -> (Vec<Tensor<T>>, Tensor<T>) {
-    let shapes: [&[usize]; 6] = [&[3, 2, 3, 3], &[3], &[3, 4, 3, 3], &[4], &[4, 2, 3, 3], &[2]];
+    let shapes: [&[usize]; 6] = [
+        &[3, 2, 3, 3],
+        &[3],
+        &[3, 4, 3, 3],
+        &[4],
+        &[4, 2, 3, 3],
+        &[2],
+    ];
     let params = shapes
         .iter()
         .enumerate()
@@ -67,11 +76,9 @@ fn compare_all_modes<T: Element>(abs_tol: f64, rel_tol: f64) {
         for k in 0..params.len() {
             let f = full[k].full.as_ref().unwrap();
             let fk = example_of(f, n);
-            let close = fk
-                .data()
-                .iter()
-                .zip(own[k].data())
-                .all(|(a, b)| (a.to_f64() - b.to_f64()).abs() <= abs_tol + rel_tol * b.to_f64().abs());
+            let close = fk.data().iter().zip(own[k].data()).all(|(a, b)| {
+                (a.to_f64() - b.to_f64()).abs() <= abs_tol + rel_tol * b.to_f64().abs()
+            });
             assert!(close, "param {k} example {n}: {fk:?} vs {:?}", own[k]);
             let dot = own[k].cast::<f64>().dot(&refs[k].cast()).unwrap();
             let sq = own[k].cast::<f64>().sum_sq();
@@ -143,5 +150,11 @@ fn rejects_parameters_used_outside_convolutions() {
     let e = per_example(l, &p[..2], PerExample::SqNorm, Scaling::Contribution).unwrap_err();
     assert!(matches!(e, autograd::Error::Unsupported { .. }), "{e}");
     let bad_refs = vec![Tensor::zeros(&[1])];
-    assert!(per_example(l, &p[..1], PerExample::Dot(&bad_refs), Scaling::Contribution).is_err());
+    assert!(per_example(
+        l,
+        &p[..1],
+        PerExample::Dot(&bad_refs),
+        Scaling::Contribution
+    )
+    .is_err());
 }
