@@ -568,9 +568,12 @@ pub fn transpose_spec_for<T: Element>(
     let [_, _, kh, kw] = w.dims4(OP)?;
     let mut output_padding = [0; 2];
     for (a, (g, k)) in [(ho, kh), (wo, kw)].into_iter().enumerate() {
-        let base = ((g.max(1) - 1) * spec.stride[a] + k).saturating_sub(2 * spec.padding[a]);
-        match input_hw[a].checked_sub(base) {
-            Some(op) if op < spec.stride[a] => output_padding[a] = op,
+        // Signed: with a large padding the span `(g - 1) s + k - 2 pad` is zero or negative and
+        // the output padding alone restores the size.
+        let span =
+            (g.max(1) as i64 - 1) * spec.stride[a] as i64 + k as i64 - 2 * spec.padding[a] as i64;
+        match usize::try_from(input_hw[a] as i64 - span) {
+            Ok(op) if op < spec.stride[a] => output_padding[a] = op,
             _ => {
                 return Err(geometry_error(
                     OP,

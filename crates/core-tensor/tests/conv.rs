@@ -505,3 +505,16 @@ fn empty_batches_and_channels_give_empty_or_zero_results() {
         assert_eq!(y.data()[25 * 3], 4.0);
     }
 }
+
+/// A padding larger than the kernel span: the output padding alone restores the size
+/// (input 1, kernel 3, stride 3, padding 2: the conv output is 1, and `op = 2`).
+#[test]
+fn input_grad_spec_with_padding_beyond_the_span() {
+    let spec = Conv2dSpec::new(3, 2);
+    let gy = Tensor::<f64>::zeros(&[1, 1, 1, 1]);
+    let w = Tensor::<f64>::zeros(&[1, 1, 3, 3]);
+    let t = core_tensor::conv::transpose_spec_for(&gy, &w, [1, 1], spec).unwrap();
+    assert_eq!(t.output_padding, [2, 2]);
+    let dx = core_tensor::conv::conv2d_input_grad(&gy, &w, [1, 1], spec).unwrap();
+    assert_eq!(dx.shape(), &[1, 1, 1, 1]);
+}

@@ -28,7 +28,9 @@ fn sample(split: Split) -> Dataset {
 
 #[test]
 fn fires_on_a_saturated_output() {
-    let data = sample(Split::Test).take(&(0..200).collect::<Vec<_>>()).unwrap();
+    let data = sample(Split::Test)
+        .take(&(0..200).collect::<Vec<_>>())
+        .unwrap();
     let mut model = GradConModel::init(1, &mut Rng::seed_from_u64(1));
     // Pre-activations of the output far below zero: the sigmoid is flat, the image black.
     model.params[15] = Tensor::full(&[1], -20.0);
@@ -108,15 +110,27 @@ fn mnist_alarms_only_at_the_all_black_solution() {
     for c in 0..10u8 {
         let train_set = tr.take(&tr.indices_of_class(c)[..1280]).unwrap();
         let val = te.take(&te.indices_of_class(c)[..320]).unwrap();
-        let black = val.images().iter().map(|&v| (v as f64 / 255.0).powi(2)).sum::<f64>()
+        let black = val
+            .images()
+            .iter()
+            .map(|&v| (v as f64 / 255.0).powi(2))
+            .sum::<f64>()
             / val.images().len() as f64;
         let config = TrainConfig {
             epochs: 3,
             restarts: 0,
             ..TrainConfig::default()
         };
-        let state = train(&config, &train_set, &val, c as u64, &Init::Seeded, None, &mut Silent)
-            .unwrap();
+        let state = train(
+            &config,
+            &train_set,
+            &val,
+            c as u64,
+            &Init::Seeded,
+            None,
+            &mut Silent,
+        )
+        .unwrap();
         for w in state.history.windows(2) {
             let now = EpochHealth {
                 epoch: w[1].epoch,
