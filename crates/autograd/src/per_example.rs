@@ -125,21 +125,15 @@ pub fn per_example<'t, T: Element>(
             if !op.inputs().contains(&&p.id()) {
                 continue;
             }
+            // Supported: the weight or the bias of a convolution (not its input, not both).
             let role = match &op {
                 Op::Conv(
-                    c @ (ConvOp::Conv2d { w, bias, .. } | ConvOp::ConvTranspose2d { w, bias, .. }),
-                ) => {
-                    let role = if *w == p.id() {
-                        Role::Weight
-                    } else {
-                        Role::Bias
-                    };
-                    if *w == p.id() && *bias == Some(p.id()) || c.inputs()[0] == &p.id() {
-                        None
-                    } else {
-                        Some(role)
-                    }
-                }
+                    ConvOp::Conv2d { x, w, bias, .. } | ConvOp::ConvTranspose2d { x, w, bias, .. },
+                ) if *x != p.id() => match (*w == p.id(), *bias == Some(p.id())) {
+                    (true, false) => Some(Role::Weight),
+                    (false, true) => Some(Role::Bias),
+                    _ => None,
+                },
                 _ => None,
             };
             match (role, op) {
