@@ -24,8 +24,9 @@
 //! - [`PerExample::Dot`]: `<G_n, R> = <gy_n, conv(x_n; R)>` (for `conv2d`, `conv2d(x_n, R)`;
 //!   for `conv_transpose2d`, `conv_transpose2d(x_n, R)`, no bias): one extra forward of the layer
 //!   with weights `R`, then `N` dot products; memory `|y|`. No per-example gradient is formed.
-//! - [`PerExample::SqNorm`]: `|G_n|^2` needs each `G_n`: the cost of `Full`, but memory `|W|`
-//!   (one example's gradient at a time).
+//! - [`PerExample::SqNorm`]: `|G_n|^2` needs each `G_n`: the cost and memory of `Full` (all
+//!   `N` gradients come from one call of the batched per-example kernel, parallel over the
+//!   batch, then are reduced to their norms).
 //! - [`PerExample::DotAndSqNorm`]: both of the above.
 
 use core_tensor::conv::{self as kernels};
@@ -210,49 +211,56 @@ pub fn per_example<'t, T: Element>(
             }
         };
         // Full gradients and norms: each example's gradient, summed over the parameter's uses.
-        let mut full = want_full.then(|| Vec::with_capacity(n * size));
-        let mut sq_norm = want_norm.then(|| Vec::with_capacity(n));
+        let (mut full, mut sq_norm) = (None, None);
         if want_full || want_norm {
-            for i in 0..n {
-                let mut g = Tensor::zeros(&shape);
-                for (node, conv, role) in &uses[k] {
-                    let Some(gy) = gy_of(*node) else { continue };
-                    let gy_i = example(&gy, i);
-                    let term = match (role, conv) {
-                        (Role::Weight, ConvOp::Conv2d { x, spec, .. }) => {
-                            let x_i = example(&tape.value(*x), i);
-                            kernels::conv2d_weight_grad(&x_i, &gy_i, [shape[2], shape[3]], *spec)?
+            // Every example's gradient at once, `[n, ...shape]`, from the batched per-example
+            // kernel (parallel over the batch), summed over the parameter's uses.
+            let mut all = Tensor::zeros(&[n * size]);
+            for (node, conv, role) in &uses[k] {
+                let Some(gy) = gy_of(*node) else { continue };
+                let term = match (role, conv) {
+                    (Role::Weight, ConvOp::Conv2d { x, spec, .. }) => {
+                        kernels::conv2d_weight_grad_per_example(
+                            &tape.value(*x),
+                            &gy,
+                            [shape[2], shape[3]],
+                            *spec,
+                        )?
+                    }
+                    (Role::Weight, ConvOp::ConvTranspose2d { x, spec, .. }) => {
+                        kernels::conv2d_weight_grad_per_example(
+                            &gy,
+                            &tape.value(*x),
+                            [shape[2], shape[3]],
+                            spec.forward(),
+                        )?
+                    }
+                    (Role::Bias, _) => {
+                        let mut sums = Vec::with_capacity(n * size);
+                        for i in 0..n {
+                            sums.extend_from_slice(example(&gy, i).sum_per_channel()?.data());
                         }
-                        (Role::Weight, ConvOp::ConvTranspose2d { x, spec, .. }) => {
-                            let x_i = example(&tape.value(*x), i);
-                            kernels::conv2d_weight_grad(
-                                &gy_i,
-                                &x_i,
-                                [shape[2], shape[3]],
-                                spec.forward(),
-                            )?
-                        }
-                        (Role::Bias, _) => gy_i.sum_per_channel()?,
-                        (_, ConvOp::Conv2dWeightGrad { .. }) => unreachable!("checked above"),
-                    };
-                    g.axpy(factor, &term)?;
-                }
-                if let Some(norms) = sq_norm.as_mut() {
-                    norms.push(g.sum_sq());
-                }
-                if let Some(full) = full.as_mut() {
-                    full.extend_from_slice(g.data());
-                }
+                        Tensor::from_vec(sums, &[n * size])?
+                    }
+                    (_, ConvOp::Conv2dWeightGrad { .. }) => unreachable!("checked above"),
+                };
+                all.axpy(factor, &term.reshape(&[n * size])?)?;
+            }
+            if want_norm {
+                let isa = core_tensor::Isa::detect();
+                sq_norm = Some(
+                    all.data()
+                        .chunks(size.max(1))
+                        .map(|g| T::dot_slice(isa, g, g))
+                        .collect::<Vec<T>>(),
+                );
+            }
+            if want_full {
+                let mut full_shape = vec![n];
+                full_shape.extend_from_slice(&shape);
+                full = Some(all.reshape(&full_shape)?);
             }
         }
-        let full = match full {
-            Some(data) => {
-                let mut s = vec![n];
-                s.extend_from_slice(&shape);
-                Some(Tensor::from_vec(data, &s)?)
-            }
-            None => None,
-        };
         results.push(PerExampleGrads { full, dot, sq_norm });
     }
     Ok(results)
