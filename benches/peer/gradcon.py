@@ -104,7 +104,8 @@ def score_batch_of_one(model, ref, images, beta=BETA):
         mse = F.mse_loss(model(x), x)
         g = torch.autograd.grad(mse, model.grad_layers())
         c = float(sum(cos(gl, rl) for gl, rl in zip(g, ref)) / 4)
-        out.append((-float(mse) + beta * c, -float(mse), c))
+        l = float(mse.detach())
+        out.append((-l + beta * c, -l, c))
     return out
 
 
