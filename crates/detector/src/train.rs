@@ -183,21 +183,32 @@ impl TrainState {
         }
     }
 
-    /// One optimisation step on the batch `x`; returns `(J, mse)`.
-    pub fn step(&mut self, x: &Tensor<f32>) -> Result<(f64, f64)> {
-        let tape = Tape::new();
+    /// The current parameters on `tape` and GradCon's loss of the batch `x` built on it.
+    fn loss_on<'t>(
+        &self,
+        tape: &'t Tape<f32>,
+        x: Tensor<f32>,
+        create_graph: bool,
+    ) -> Result<(Vec<autograd::Var<'t, f32>>, gradcon::Loss<'t>)> {
         let params: Vec<_> = self
             .model
             .params
             .iter()
             .map(|p| tape.param(p.clone()))
             .collect();
-        let xv = tape.constant(x.clone());
         let refs: Option<Vec<_>> = self
             .refs
             .as_ref()
             .map(|r| r.iter().map(|t| tape.constant(t.clone())).collect());
-        let loss = gradcon::loss(&params, xv, refs.as_deref(), self.config.alpha, true)?;
+        let x = tape.constant(x);
+        let loss = gradcon::loss(&params, x, refs.as_deref(), self.config.alpha, create_graph)?;
+        Ok((params, loss))
+    }
+
+    /// One optimisation step on the batch `x`; returns `(J, mse)`.
+    pub fn step(&mut self, x: &Tensor<f32>) -> Result<(f64, f64)> {
+        let tape = Tape::new();
+        let (params, loss) = self.loss_on(&tape, x.clone(), true)?;
         let (j, mse) = (
             loss.total.value().to_scalar()? as f64,
             loss.mse.value().to_scalar()? as f64,
@@ -241,18 +252,7 @@ impl TrainState {
         for chunk in indices.chunks(self.config.batch_size) {
             let x = data.batch_tensor(chunk)?;
             let tape = Tape::new();
-            let params: Vec<_> = self
-                .model
-                .params
-                .iter()
-                .map(|p| tape.param(p.clone()))
-                .collect();
-            let xv = tape.constant(x.clone());
-            let refs: Option<Vec<_>> = self
-                .refs
-                .as_ref()
-                .map(|r| r.iter().map(|t| tape.constant(t.clone())).collect());
-            let loss = gradcon::loss(&params, xv, refs.as_deref(), self.config.alpha, false)?;
+            let (_, loss) = self.loss_on(&tape, x.clone(), false)?;
             j_sum += loss.total.value().to_scalar()? as f64 * chunk.len() as f64;
             mse_sum += loss.mse.value().to_scalar()? as f64 * chunk.len() as f64;
             inputs.extend_from_slice(x.data());
