@@ -16,10 +16,11 @@
 
 use rayon::prelude::*;
 
+use super::transpose::transpose;
 use crate::conv::ConvShape;
 use crate::gemm::kernels::{Kernel, TileArgs, MAX_MR, MAX_TILE};
 use crate::gemm::with_scratch;
-use crate::Element;
+use crate::{Element, Isa};
 
 /// Output positions a chunk of examples should hold at least (enough rows for the tiles).
 const CHUNK_POSITIONS: usize = 256;
@@ -64,7 +65,7 @@ impl Geometry {
         e * self.padded_len() + (i * self.stride[0] * self.wp() + j * self.stride[1]) * self.s.c
     }
     /// Copies `ne` NCHW images into zero-padded NHWC.
-    fn pad_nhwc<T: Element>(&self, x: &[T], ne: usize, out: &mut [T]) {
+    fn pad_nhwc<T: Element>(&self, isa: Isa, x: &[T], ne: usize, out: &mut [T]) {
         let (c, h, w) = (self.s.c, self.s.h, self.s.w);
         let (wp, [ph, pw]) = (self.wp(), self.padding);
         out.fill(T::ZERO);
@@ -77,32 +78,7 @@ impl Geometry {
             // Image row y is a `c x w` block (stride h w) transposed into `w x c` pixels.
             for y in 0..h {
                 let dst = &mut img[((y + ph) * wp + pw) * c..][..w * c];
-                transpose(&src[y * w..], h * w, dst, c, c, w);
-            }
-        }
-    }
-}
-
-/// `dst[j dst_stride + i] = src[i src_stride + j]` for `i < rows`, `j < cols`, in 8 x 8 blocks
-/// so both sides stay in a few cache lines.
-fn transpose<T: Element>(
-    src: &[T],
-    src_stride: usize,
-    dst: &mut [T],
-    dst_stride: usize,
-    rows: usize,
-    cols: usize,
-) {
-    const B: usize = 8;
-    for i0 in (0..rows).step_by(B) {
-        let i1 = (i0 + B).min(rows);
-        for j0 in (0..cols).step_by(B) {
-            let j1 = (j0 + B).min(cols);
-            for i in i0..i1 {
-                let row = &src[i * src_stride + j0..i * src_stride + j1];
-                for (j, &v) in (j0..j1).zip(row) {
-                    dst[j * dst_stride + i] = v;
-                }
+                transpose(isa, &src[y * w..], h * w, dst, c, c, w);
             }
         }
     }
@@ -192,7 +168,7 @@ pub(super) fn forward<T: Element>(
                 let o_pad = panels * nr;
                 with_scratch::<T, _>(ne * g.padded_len() + total * o_pad, |buf| {
                     let (xpad, ypos) = buf.split_at_mut(ne * g.padded_len());
-                    g.pad_nhwc(xc, ne, xpad);
+                    g.pad_nhwc(kern.isa, xc, ne, xpad);
                     let mut tile = [T::ZERO; MAX_TILE];
                     let tp = tile.as_mut_ptr();
                     for p0 in (0..total).step_by(mr) {
@@ -223,7 +199,7 @@ pub(super) fn forward<T: Element>(
                     // ypos is [position][o]: transpose each example to [o][position], add bias.
                     for e in 0..ne {
                         let ye = &mut yc[e * o * pos..][..o * pos];
-                        transpose(&ypos[e * pos * o_pad..], o_pad, ye, pos, pos, o);
+                        transpose(kern.isa, &ypos[e * pos * o_pad..], o_pad, ye, pos, pos, o);
                         if let Some(b) = bias {
                             for (plane, &bv) in ye.chunks_mut(pos).zip(b) {
                                 for v in plane {
@@ -294,7 +270,7 @@ pub(super) fn adjoint<T: Element>(
                     // gy as a dense [position][o] matrix: the rows of this GEMM.
                     for e in 0..ne {
                         let dst = &mut gn[e * pos * o..];
-                        transpose(&gyc[e * o * pos..], pos, dst, o, o, pos);
+                        transpose(kern.isa, &gyc[e * o * pos..], pos, dst, o, o, pos);
                     }
                     with_scratch::<T, _>(ne * plen, |xpad| {
                         xpad.fill(T::ZERO);
@@ -365,7 +341,7 @@ pub(super) fn adjoint<T: Element>(
                             let ge = &mut gxc[e * c * h * wd..][..c * h * wd];
                             for y in 0..h {
                                 let src = &xpad[e * plen + ((y + ph) * wp + pw) * c..];
-                                transpose(src, c, &mut ge[y * wd..], h * wd, wd, c);
+                                transpose(kern.isa, src, c, &mut ge[y * wd..], h * wd, wd, c);
                             }
                             if let Some(b) = bias {
                                 for (plane, &bv) in ge.chunks_mut(h * wd).zip(b) {
@@ -429,7 +405,7 @@ pub(super) fn weight_grad_chunks<T: Element>(
             let gyc = &gy[e0 * o * pos..][..ne * o * pos];
             with_scratch::<T, _>(ne * g.padded_len() + total * nr, |buf| {
                 let (xpad, bpack) = buf.split_at_mut(ne * g.padded_len());
-                g.pad_nhwc(xc, ne, xpad);
+                g.pad_nhwc(kern.isa, xc, ne, xpad);
                 let mut tile = [T::ZERO; MAX_TILE];
                 let tp = tile.as_mut_ptr();
                 for jp in 0..panels {
