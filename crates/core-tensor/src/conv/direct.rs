@@ -16,7 +16,7 @@
 
 use rayon::prelude::*;
 
-use super::transpose::transpose;
+use super::transpose::{copy_run, transpose};
 use crate::conv::ConvShape;
 use crate::gemm::kernels::{Kernel, TileArgs, MAX_MR, MAX_TILE};
 use crate::gemm::with_scratch;
@@ -414,10 +414,7 @@ pub(super) fn weight_grad_chunks<T: Element>(
                     // bpack[position][jj] = im2col(x)[position][jp nr + jj], zero-padded.
                     for (dst, &base) in bpack.chunks_exact_mut(nr).zip(&bases[..total]) {
                         if contiguous[jp] {
-                            let src = &xpad[base + offs[0]..][..nr];
-                            for (d, &v) in dst.iter_mut().zip(src) {
-                                *d = v;
-                            }
+                            copy_run(kern.isa, &xpad[base + offs[0]..][..nr], dst);
                         } else {
                             for (jj, d) in dst.iter_mut().enumerate() {
                                 *d = offs.get(jj).map_or(T::ZERO, |&off| xpad[base + off]);

@@ -45,7 +45,26 @@ pub(super) fn transpose<T: Element>(
     portable(src, src_stride, dst, dst_stride, rows, cols, 0, 0);
 }
 
-/// The blocked loops over rows `i0..` and columns `j0..` (the parts no 8 x 8 block covered).
+/// `dst.copy_from_slice(src)` for the short runs of the im2col packing: inline AVX moves for
+/// `f32` on the SIMD paths instead of a library call per run.
+#[inline]
+pub(super) fn copy_run<T: Element>(isa: Isa, src: &[T], dst: &mut [T]) {
+    assert_eq!(src.len(), dst.len(), "copy_run: lengths differ");
+    #[cfg(target_arch = "x86_64")]
+    if TypeId::of::<T>() == TypeId::of::<f32>() && isa != Isa::Scalar && isa.is_supported() {
+        let src: &[f32] = bytemuck::cast_slice(src);
+        let dst: &mut [f32] = bytemuck::cast_slice_mut(dst);
+        // SAFETY: AVX2 is available (checked above); the lengths are equal.
+        unsafe { x86::copy_avx(src, dst) };
+        return;
+    }
+    let _ = isa;
+    for (d, &v) in dst.iter_mut().zip(src) {
+        *d = v;
+    }
+}
+
+/// The blocked loops over rows `i0..` and columns `j0..`.
 #[inline(always)]
 fn portable<T: Copy>(
     src: &[T],
@@ -88,9 +107,19 @@ mod x86 {
         rows: usize,
         cols: usize,
     ) {
-        let (rows8, cols8) = (rows / 8 * 8, cols / 8 * 8);
-        for i in (0..rows8).step_by(8) {
-            for j in (0..cols8).step_by(8) {
+        if rows < 8 || cols < 8 {
+            super::portable(src, src_stride, dst, dst_stride, rows, cols, 0, 0);
+            return;
+        }
+        // Block starts every 8, plus a last block flush with the edge that overlaps the one
+        // before it: a transpose is a copy, so writing some values twice is harmless.
+        let starts = |len: usize| {
+            (0..len - 7)
+                .step_by(8)
+                .chain((len % 8 != 0).then_some(len - 8))
+        };
+        for i in starts(rows) {
+            for j in starts(cols) {
                 // SAFETY: rows i..i+8 and columns j..j+8 are inside both blocks (i + 8 <= rows,
                 // j + 8 <= cols), so every load and store is in bounds (caller's lengths).
                 unsafe {
@@ -103,9 +132,23 @@ mod x86 {
                 };
             }
         }
-        // The right strip (all rows, columns past the last full block) and the bottom strip.
-        super::portable(src, src_stride, dst, dst_stride, rows, cols, 0, cols8);
-        super::portable(src, src_stride, dst, dst_stride, rows, cols8, rows8, 0);
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2; the slices must have equal lengths.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn copy_avx(src: &[f32], dst: &mut [f32]) {
+        let n8 = src.len() / 8 * 8;
+        for i in (0..n8).step_by(8) {
+            // SAFETY: i + 8 <= len for both slices.
+            unsafe {
+                _mm256_storeu_ps(
+                    dst.as_mut_ptr().add(i),
+                    _mm256_loadu_ps(src.as_ptr().add(i)),
+                )
+            };
+        }
+        dst[n8..].copy_from_slice(&src[n8..]);
     }
 
     /// Transposes one 8 x 8 block in registers.
