@@ -116,7 +116,7 @@ mod x86 {
         let starts = |len: usize| {
             (0..len - 7)
                 .step_by(8)
-                .chain((len % 8 != 0).then_some(len - 8))
+                .chain((!len.is_multiple_of(8)).then_some(len - 8))
         };
         for i in starts(rows) {
             for j in starts(cols) {
