@@ -430,7 +430,7 @@ pub fn conv2d_weight_grad_on<T: Element>(
             *a += p;
         }
     }
-    direct::to_weight_layout(&g, sum, dw.data_mut());
+    direct::to_weight_layout(isa, &g, sum, dw.data_mut());
     Ok(dw)
 }
 
@@ -472,7 +472,7 @@ pub fn conv2d_weight_grad_per_example_on<T: Element>(
     let mut parts = vec![T::ZERO; s.n * len];
     direct::weight_grad_chunks(Kernel::for_isa(isa), &g, x.data(), gy.data(), 1, &mut parts);
     for (part, out) in parts.chunks(len).zip(dw.data_mut().chunks_mut(len)) {
-        direct::to_weight_layout(&g, part, out);
+        direct::to_weight_layout(isa, &g, part, out);
     }
     Ok(dw)
 }

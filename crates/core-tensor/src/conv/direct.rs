@@ -16,7 +16,7 @@
 
 use rayon::prelude::*;
 
-use super::transpose::{copy_run, transpose};
+use super::transpose::{gather_runs, transpose};
 use crate::conv::ConvShape;
 use crate::gemm::kernels::{Kernel, TileArgs, MAX_MR, MAX_TILE};
 use crate::gemm::with_scratch;
@@ -388,6 +388,21 @@ pub(super) fn weight_grad_chunks<T: Element>(
                     .all(|(jj, &off)| off == cols[0] + jj)
         })
         .collect();
+    // Each panel's columns as maximal contiguous runs `(column, offset, length)` (for small
+    // `c`, one kernel row of `kw c` values is a run).
+    let runs: Vec<Vec<(usize, usize, usize)>> = (0..panels)
+        .map(|jp| {
+            let offs = &col_offsets[jp * nr..kdim.min((jp + 1) * nr)];
+            let mut runs: Vec<(usize, usize, usize)> = Vec::new();
+            for (jj, &off) in offs.iter().enumerate() {
+                match runs.last_mut() {
+                    Some((d0, s0, len)) if *d0 + *len == jj && *s0 + *len == off => *len += 1,
+                    _ => runs.push((jj, off, 1)),
+                }
+            }
+            runs
+        })
+        .collect();
     // Top-left pixel of every position of a full chunk, relative to the chunk's first image, and
     // the offset of each example's output gradient.
     let bases: Vec<usize> = (0..nb * pos)
@@ -412,13 +427,18 @@ pub(super) fn weight_grad_chunks<T: Element>(
                     let cols = nr.min(kdim - jp * nr);
                     let offs = &col_offsets[jp * nr..][..cols];
                     // bpack[position][jj] = im2col(x)[position][jp nr + jj], zero-padded.
-                    for (dst, &base) in bpack.chunks_exact_mut(nr).zip(&bases[..total]) {
-                        if contiguous[jp] {
-                            copy_run(kern.isa, &xpad[base + offs[0]..][..nr], dst);
-                        } else {
-                            for (jj, d) in dst.iter_mut().enumerate() {
-                                *d = offs.get(jj).map_or(T::ZERO, |&off| xpad[base + off]);
+                    let bpack = &mut bpack[..total * nr];
+                    if contiguous[jp] {
+                        gather_runs(kern.isa, xpad, &bases[..total], offs[0], bpack);
+                    } else {
+                        for (dst, &base) in bpack.chunks_exact_mut(nr).zip(&bases[..total]) {
+                            for &(d0, s0, len) in &runs[jp] {
+                                let src = &xpad[base + s0..][..len];
+                                for (d, &v) in dst[d0..d0 + len].iter_mut().zip(src) {
+                                    *d = v;
+                                }
                             }
+                            dst[cols..].fill(T::ZERO);
                         }
                     }
                     for o0 in (0..o).step_by(mr) {
@@ -461,13 +481,9 @@ pub(super) fn weight_grad_chunks<T: Element>(
 }
 
 /// Reorders an `o x (tap, c)` weight gradient into the weight layout `[o][c][tap]`.
-pub(super) fn to_weight_layout<T: Element>(g: &Geometry, part: &[T], dw: &mut [T]) {
-    let (o, c, taps) = (g.s.o, g.s.c, g.taps());
-    for oc in 0..o {
-        for ch in 0..c {
-            for tap in 0..taps {
-                dw[(oc * c + ch) * taps + tap] = part[(oc * taps + tap) * c + ch];
-            }
-        }
+pub(super) fn to_weight_layout<T: Element>(isa: Isa, g: &Geometry, part: &[T], dw: &mut [T]) {
+    let (c, taps) = (g.s.c, g.taps());
+    for (src, dst) in part.chunks(taps * c).zip(dw.chunks_mut(taps * c)) {
+        transpose(isa, src, c, dst, taps, taps, c);
     }
 }

@@ -45,22 +45,44 @@ pub(super) fn transpose<T: Element>(
     portable(src, src_stride, dst, dst_stride, rows, cols, 0, 0);
 }
 
-/// `dst.copy_from_slice(src)` for the short runs of the im2col packing: inline AVX moves for
-/// `f32` on the SIMD paths instead of a library call per run.
-#[inline]
-pub(super) fn copy_run<T: Element>(isa: Isa, src: &[T], dst: &mut [T]) {
-    assert_eq!(src.len(), dst.len(), "copy_run: lengths differ");
+/// Gathers runs: `dst[r len..(r + 1) len] = src[bases[r] + offset..][..len]` with
+/// `len = dst.len() / bases.len()` (the im2col packing of one panel); AVX moves for `f32` on the
+/// SIMD paths.
+///
+/// # Panics
+/// If a run reaches past `src`, or `dst` is not `bases.len()` runs long.
+pub(super) fn gather_runs<T: Element>(
+    isa: Isa,
+    src: &[T],
+    bases: &[usize],
+    offset: usize,
+    dst: &mut [T],
+) {
+    if bases.is_empty() {
+        return;
+    }
+    let len = dst.len() / bases.len();
+    assert_eq!(
+        len * bases.len(),
+        dst.len(),
+        "gather_runs: ragged destination"
+    );
+    let last = bases.iter().max().copied().unwrap_or(0) + offset + len;
+    assert!(
+        last <= src.len(),
+        "gather_runs: a run reaches past the source"
+    );
     #[cfg(target_arch = "x86_64")]
     if TypeId::of::<T>() == TypeId::of::<f32>() && isa != Isa::Scalar && isa.is_supported() {
         let src: &[f32] = bytemuck::cast_slice(src);
         let dst: &mut [f32] = bytemuck::cast_slice_mut(dst);
-        // SAFETY: AVX2 is available (checked above); the lengths are equal.
-        unsafe { x86::copy_avx(src, dst) };
+        // SAFETY: AVX2 is available (checked above); the asserts show every run is inside both.
+        unsafe { x86::gather_runs_avx(src, bases, offset, len, dst) };
         return;
     }
     let _ = isa;
-    for (d, &v) in dst.iter_mut().zip(src) {
-        *d = v;
+    for (run, &base) in dst.chunks_exact_mut(len).zip(bases) {
+        run.copy_from_slice(&src[base + offset..][..len]);
     }
 }
 
@@ -135,20 +157,30 @@ mod x86 {
     }
 
     /// # Safety
-    /// The CPU must support AVX2; the slices must have equal lengths.
+    /// The CPU must support AVX2; `dst` must hold `bases.len() len` values and every
+    /// `bases[r] + offset + len` must be at most `src.len()`.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn copy_avx(src: &[f32], dst: &mut [f32]) {
-        let n8 = src.len() / 8 * 8;
-        for i in (0..n8).step_by(8) {
-            // SAFETY: i + 8 <= len for both slices.
-            unsafe {
-                _mm256_storeu_ps(
-                    dst.as_mut_ptr().add(i),
-                    _mm256_loadu_ps(src.as_ptr().add(i)),
-                )
-            };
+    pub(super) unsafe fn gather_runs_avx(
+        src: &[f32],
+        bases: &[usize],
+        offset: usize,
+        len: usize,
+        dst: &mut [f32],
+    ) {
+        let n8 = len / 8 * 8;
+        for (r, &base) in bases.iter().enumerate() {
+            let (s, d) = (base + offset, r * len);
+            for i in (0..n8).step_by(8) {
+                // SAFETY: s + i + 8 <= s + len <= src.len() and d + i + 8 <= dst.len().
+                unsafe {
+                    let v = _mm256_loadu_ps(src.as_ptr().add(s + i));
+                    _mm256_storeu_ps(dst.as_mut_ptr().add(d + i), v);
+                }
+            }
+            for i in n8..len {
+                dst[d + i] = src[s + i];
+            }
         }
-        dst[n8..].copy_from_slice(&src[n8..]);
     }
 
     /// Transposes one 8 x 8 block in registers.
