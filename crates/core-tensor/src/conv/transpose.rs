@@ -177,8 +177,9 @@ mod x86 {
                     _mm256_storeu_ps(dst.as_mut_ptr().add(d + i), v);
                 }
             }
-            for i in n8..len {
-                dst[d + i] = src[s + i];
+            // The tail of the run (short: no library call).
+            for (o, &v) in dst[d + n8..d + len].iter_mut().zip(&src[s + n8..s + len]) {
+                *o = v;
             }
         }
     }
