@@ -15,6 +15,8 @@ use crate::{Element, Isa, Result, Tensor, TensorError};
 mod direct;
 mod transpose;
 
+pub(crate) use transpose::transpose as transpose_block;
+
 use direct::Geometry;
 
 /// Stride and zero padding of a convolution, per spatial axis `[height, width]`.

@@ -9,8 +9,9 @@
 //! - adjoint (input gradient, transposed convolution):
 //!   `xpad[pos + tap, c] += sum_o gy[pos, o] w[o, c, tap]`, the tile's columns being `(tap, c)`
 //!   pairs scattered back (col2im) as contiguous channel runs;
-//! - weight gradient: `dw[(tap, c), o] = sum_pos xpad[pos + tap, c] gy[pos, o]`, rows `(tap, c)`
-//!   packed `MR` at a time, reduced over the positions of the chunk.
+//! - weight gradient: `dw[o, (tap, c)] = sum_pos gy[o, pos] xpad[pos + tap, c]`, rows `o` read
+//!   from `gy` as stored, the im2col columns gathered one `NR`-wide panel at a time, reduced over
+//!   the positions of the chunk (per-chunk partial sums are added in chunk order by the caller).
 //!
 //! Chunks are fixed by the shapes alone ([`batch_chunk`]), never by the thread count.
 

@@ -12,7 +12,7 @@ use crate::{Element, Isa};
 ///
 /// # Panics
 /// If a slice is too short for its block.
-pub(super) fn transpose<T: Element>(
+pub(crate) fn transpose<T: Element>(
     isa: Isa,
     src: &[T],
     src_stride: usize,
@@ -51,7 +51,7 @@ pub(super) fn transpose<T: Element>(
 ///
 /// # Panics
 /// If a run reaches past `src`, or `dst` is not `bases.len()` runs long.
-pub(super) fn gather_runs<T: Element>(
+pub(crate) fn gather_runs<T: Element>(
     isa: Isa,
     src: &[T],
     bases: &[usize],
