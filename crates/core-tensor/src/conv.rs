@@ -416,7 +416,7 @@ pub fn conv2d_weight_grad_on<T: Element>(
         return Ok(dw);
     }
     // A fixed partition of the batch (by shape only); partial sums added in chunk order.
-    let nb = direct::batch_chunk(s.n, s.ho * s.wo);
+    let nb = direct::weight_grad_chunk(s.n, s.ho * s.wo);
     let mut parts = vec![T::ZERO; s.n.div_ceil(nb) * len];
     direct::weight_grad_chunks(
         Kernel::for_isa(isa),

@@ -13,7 +13,8 @@
 //!   from `gy` as stored, the im2col columns gathered one `NR`-wide panel at a time, reduced over
 //!   the positions of the chunk (per-chunk partial sums are added in chunk order by the caller).
 //!
-//! Chunks are fixed by the shapes alone ([`batch_chunk`]), never by the thread count.
+//! Chunks are fixed by the shapes alone ([`batch_chunk`], [`weight_grad_chunk`]), never by the
+//! thread count.
 
 use rayon::prelude::*;
 
@@ -23,8 +24,11 @@ use crate::gemm::kernels::{Kernel, TileArgs, MAX_MR, MAX_TILE};
 use crate::gemm::with_scratch;
 use crate::{Element, Isa};
 
-/// Output positions a chunk of examples should hold at least (enough rows for the tiles).
-const CHUNK_POSITIONS: usize = 256;
+/// Output positions a chunk of examples should hold at least (enough rows for the tiles): small
+/// chunks, so that a worker thread that wakes late still finds work to take.
+const CHUNK_POSITIONS: usize = 64;
+/// The same for the weight gradient, whose chunks each cost a partial sum of the whole gradient.
+const WEIGHT_GRAD_CHUNK_POSITIONS: usize = 256;
 
 /// A convolution's shapes with its stride and padding: the forward map
 /// `[n, c, h, w] -> [n, o, ho, wo]` that all three kernels are phrased in.
@@ -85,9 +89,17 @@ impl Geometry {
     }
 }
 
-/// Examples per chunk: enough positions for full tiles, at least four chunks per batch.
+/// Examples per chunk of the forward and adjoint kernels: enough positions for full tiles, at
+/// least eight chunks per batch.
 pub(super) fn batch_chunk(n: usize, positions: usize) -> usize {
     CHUNK_POSITIONS
+        .div_ceil(positions.max(1))
+        .clamp(1, (n / 8).max(1))
+}
+
+/// Examples per chunk of the weight gradient: at least four chunks per batch.
+pub(super) fn weight_grad_chunk(n: usize, positions: usize) -> usize {
+    WEIGHT_GRAD_CHUNK_POSITIONS
         .div_ceil(positions.max(1))
         .clamp(1, (n / 4).max(1))
 }
