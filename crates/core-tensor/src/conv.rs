@@ -13,6 +13,9 @@ use crate::gemm::kernels::Kernel;
 use crate::{Element, Isa, Result, Tensor, TensorError};
 
 mod direct;
+mod transpose;
+
+pub(crate) use transpose::transpose as transpose_block;
 
 use direct::Geometry;
 
@@ -413,7 +416,7 @@ pub fn conv2d_weight_grad_on<T: Element>(
         return Ok(dw);
     }
     // A fixed partition of the batch (by shape only); partial sums added in chunk order.
-    let nb = direct::batch_chunk(s.n, s.ho * s.wo);
+    let nb = direct::weight_grad_chunk(s.n, s.ho * s.wo);
     let mut parts = vec![T::ZERO; s.n.div_ceil(nb) * len];
     direct::weight_grad_chunks(
         Kernel::for_isa(isa),
@@ -429,7 +432,7 @@ pub fn conv2d_weight_grad_on<T: Element>(
             *a += p;
         }
     }
-    direct::to_weight_layout(&g, sum, dw.data_mut());
+    direct::to_weight_layout(isa, &g, sum, dw.data_mut());
     Ok(dw)
 }
 
@@ -471,7 +474,7 @@ pub fn conv2d_weight_grad_per_example_on<T: Element>(
     let mut parts = vec![T::ZERO; s.n * len];
     direct::weight_grad_chunks(Kernel::for_isa(isa), &g, x.data(), gy.data(), 1, &mut parts);
     for (part, out) in parts.chunks(len).zip(dw.data_mut().chunks_mut(len)) {
-        direct::to_weight_layout(&g, part, out);
+        direct::to_weight_layout(isa, &g, part, out);
     }
     Ok(dw)
 }

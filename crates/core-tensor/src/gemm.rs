@@ -1,6 +1,6 @@
 //! Matrix multiplication: `C <- alpha op(A) op(B) + beta C`.
 //!
-//! `f32` runs this crate's own register-tile kernels ([`kernels`]) on the named [`Isa`] path;
+//! `f32` runs this crate's own register-tile kernels (module `kernels`) on the named [`Isa`] path;
 //! `f64` runs the same driver with the portable kernel. Every entry of `C` is a sum over `k` in
 //! the same order whatever the thread count (threads split the rows of `C`, never `k`), so the
 //! result is bit-identical with any number of threads.
@@ -18,7 +18,7 @@ use kernels::{Kernel, TileArgs, MAX_MR, MAX_TILE};
 /// Reduction block: `KC` rows of packed `B` (`KC x NR` values) stay in L1 across the row tiles.
 const KC: usize = 256;
 /// Below this many multiply-adds a GEMM runs on the calling thread only.
-const PAR_MIN_MACS: usize = 1 << 18;
+const PAR_MIN_MACS: usize = 1 << 21;
 
 /// Whether an operand is used as stored or transposed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,17 +135,17 @@ pub fn gemm_on<T: Element>(
             // B panel `jp` holds rows pc..pc+kc of columns jp*nr.., zero-padded to nr columns.
             for jp in 0..panels {
                 let panel = &mut packed[jp * kc * nr..(jp + 1) * kc * nr];
-                for p in 0..kc {
-                    for jj in 0..nr {
-                        let j = jp * nr + jj;
-                        panel[p * nr + jj] = if j >= n {
-                            T::ZERO
-                        } else if tb == Transpose::No {
-                            b[(pc + p) * n + j]
-                        } else {
-                            b[j * k + pc + p]
-                        };
+                let (j0, cols) = (jp * nr, nr.min(n - jp * nr));
+                for (p, row) in panel.chunks_exact_mut(nr).enumerate() {
+                    row[cols..].fill(T::ZERO);
+                    if tb == Transpose::No {
+                        row[..cols].copy_from_slice(&b[(pc + p) * n + j0..][..cols]);
                     }
+                }
+                if tb == Transpose::Yes {
+                    // B is stored n x k: its rows j0.. become the panel's columns.
+                    let src = &b[j0 * k + pc..];
+                    crate::conv::transpose_block(kern.isa, src, k, panel, nr, cols, kc);
                 }
             }
             let packed = &*packed;

@@ -9,20 +9,26 @@
 //! - adjoint (input gradient, transposed convolution):
 //!   `xpad[pos + tap, c] += sum_o gy[pos, o] w[o, c, tap]`, the tile's columns being `(tap, c)`
 //!   pairs scattered back (col2im) as contiguous channel runs;
-//! - weight gradient: `dw[(tap, c), o] = sum_pos xpad[pos + tap, c] gy[pos, o]`, rows `(tap, c)`
-//!   packed `MR` at a time, reduced over the positions of the chunk.
+//! - weight gradient: `dw[o, (tap, c)] = sum_pos gy[o, pos] xpad[pos + tap, c]`, rows `o` read
+//!   from `gy` as stored, the im2col columns gathered one `NR`-wide panel at a time, reduced over
+//!   the positions of the chunk (per-chunk partial sums are added in chunk order by the caller).
 //!
-//! Chunks are fixed by the shapes alone ([`batch_chunk`]), never by the thread count.
+//! Chunks are fixed by the shapes alone ([`batch_chunk`], [`weight_grad_chunk`]), never by the
+//! thread count.
 
 use rayon::prelude::*;
 
+use super::transpose::{gather_runs, transpose};
 use crate::conv::ConvShape;
 use crate::gemm::kernels::{Kernel, TileArgs, MAX_MR, MAX_TILE};
 use crate::gemm::with_scratch;
-use crate::Element;
+use crate::{Element, Isa};
 
-/// Output positions a chunk of examples should hold at least (enough rows for the tiles).
-const CHUNK_POSITIONS: usize = 256;
+/// Output positions a chunk of examples should hold at least (enough rows for the tiles): small
+/// chunks, so that a worker thread that wakes late still finds work to take.
+const CHUNK_POSITIONS: usize = 64;
+/// The same for the weight gradient, whose chunks each cost a partial sum of the whole gradient.
+const WEIGHT_GRAD_CHUNK_POSITIONS: usize = 256;
 
 /// A convolution's shapes with its stride and padding: the forward map
 /// `[n, c, h, w] -> [n, o, ho, wo]` that all three kernels are phrased in.
@@ -64,7 +70,7 @@ impl Geometry {
         e * self.padded_len() + (i * self.stride[0] * self.wp() + j * self.stride[1]) * self.s.c
     }
     /// Copies `ne` NCHW images into zero-padded NHWC.
-    fn pad_nhwc<T: Element>(&self, x: &[T], ne: usize, out: &mut [T]) {
+    fn pad_nhwc<T: Element>(&self, isa: Isa, x: &[T], ne: usize, out: &mut [T]) {
         let (c, h, w) = (self.s.c, self.s.h, self.s.w);
         let (wp, [ph, pw]) = (self.wp(), self.padding);
         out.fill(T::ZERO);
@@ -77,40 +83,23 @@ impl Geometry {
             // Image row y is a `c x w` block (stride h w) transposed into `w x c` pixels.
             for y in 0..h {
                 let dst = &mut img[((y + ph) * wp + pw) * c..][..w * c];
-                transpose(&src[y * w..], h * w, dst, c, c, w);
+                transpose(isa, &src[y * w..], h * w, dst, c, c, w);
             }
         }
     }
 }
 
-/// `dst[j dst_stride + i] = src[i src_stride + j]` for `i < rows`, `j < cols`, in 8 x 8 blocks
-/// so both sides stay in a few cache lines.
-fn transpose<T: Element>(
-    src: &[T],
-    src_stride: usize,
-    dst: &mut [T],
-    dst_stride: usize,
-    rows: usize,
-    cols: usize,
-) {
-    const B: usize = 8;
-    for i0 in (0..rows).step_by(B) {
-        let i1 = (i0 + B).min(rows);
-        for j0 in (0..cols).step_by(B) {
-            let j1 = (j0 + B).min(cols);
-            for i in i0..i1 {
-                let row = &src[i * src_stride + j0..i * src_stride + j1];
-                for (j, &v) in (j0..j1).zip(row) {
-                    dst[j * dst_stride + i] = v;
-                }
-            }
-        }
-    }
-}
-
-/// Examples per chunk: enough positions for full tiles, at least four chunks per batch.
+/// Examples per chunk of the forward and adjoint kernels: enough positions for full tiles, at
+/// least eight chunks per batch.
 pub(super) fn batch_chunk(n: usize, positions: usize) -> usize {
     CHUNK_POSITIONS
+        .div_ceil(positions.max(1))
+        .clamp(1, (n / 8).max(1))
+}
+
+/// Examples per chunk of the weight gradient: at least four chunks per batch.
+pub(super) fn weight_grad_chunk(n: usize, positions: usize) -> usize {
+    WEIGHT_GRAD_CHUNK_POSITIONS
         .div_ceil(positions.max(1))
         .clamp(1, (n / 4).max(1))
 }
@@ -192,7 +181,7 @@ pub(super) fn forward<T: Element>(
                 let o_pad = panels * nr;
                 with_scratch::<T, _>(ne * g.padded_len() + total * o_pad, |buf| {
                     let (xpad, ypos) = buf.split_at_mut(ne * g.padded_len());
-                    g.pad_nhwc(xc, ne, xpad);
+                    g.pad_nhwc(kern.isa, xc, ne, xpad);
                     let mut tile = [T::ZERO; MAX_TILE];
                     let tp = tile.as_mut_ptr();
                     for p0 in (0..total).step_by(mr) {
@@ -223,7 +212,7 @@ pub(super) fn forward<T: Element>(
                     // ypos is [position][o]: transpose each example to [o][position], add bias.
                     for e in 0..ne {
                         let ye = &mut yc[e * o * pos..][..o * pos];
-                        transpose(&ypos[e * pos * o_pad..], o_pad, ye, pos, pos, o);
+                        transpose(kern.isa, &ypos[e * pos * o_pad..], o_pad, ye, pos, pos, o);
                         if let Some(b) = bias {
                             for (plane, &bv) in ye.chunks_mut(pos).zip(b) {
                                 for v in plane {
@@ -294,7 +283,7 @@ pub(super) fn adjoint<T: Element>(
                     // gy as a dense [position][o] matrix: the rows of this GEMM.
                     for e in 0..ne {
                         let dst = &mut gn[e * pos * o..];
-                        transpose(&gyc[e * o * pos..], pos, dst, o, o, pos);
+                        transpose(kern.isa, &gyc[e * o * pos..], pos, dst, o, o, pos);
                     }
                     with_scratch::<T, _>(ne * plen, |xpad| {
                         xpad.fill(T::ZERO);
@@ -365,7 +354,7 @@ pub(super) fn adjoint<T: Element>(
                             let ge = &mut gxc[e * c * h * wd..][..c * h * wd];
                             for y in 0..h {
                                 let src = &xpad[e * plen + ((y + ph) * wp + pw) * c..];
-                                transpose(src, c, &mut ge[y * wd..], h * wd, wd, c);
+                                transpose(kern.isa, src, c, &mut ge[y * wd..], h * wd, wd, c);
                             }
                             if let Some(b) = bias {
                                 for (plane, &bv) in ge.chunks_mut(h * wd).zip(b) {
@@ -412,6 +401,21 @@ pub(super) fn weight_grad_chunks<T: Element>(
                     .all(|(jj, &off)| off == cols[0] + jj)
         })
         .collect();
+    // Each panel's columns as maximal contiguous runs `(column, offset, length)` (for small
+    // `c`, one kernel row of `kw c` values is a run).
+    let runs: Vec<Vec<(usize, usize, usize)>> = (0..panels)
+        .map(|jp| {
+            let offs = &col_offsets[jp * nr..kdim.min((jp + 1) * nr)];
+            let mut runs: Vec<(usize, usize, usize)> = Vec::new();
+            for (jj, &off) in offs.iter().enumerate() {
+                match runs.last_mut() {
+                    Some((d0, s0, len)) if *d0 + *len == jj && *s0 + *len == off => *len += 1,
+                    _ => runs.push((jj, off, 1)),
+                }
+            }
+            runs
+        })
+        .collect();
     // Top-left pixel of every position of a full chunk, relative to the chunk's first image, and
     // the offset of each example's output gradient.
     let bases: Vec<usize> = (0..nb * pos)
@@ -429,23 +433,25 @@ pub(super) fn weight_grad_chunks<T: Element>(
             let gyc = &gy[e0 * o * pos..][..ne * o * pos];
             with_scratch::<T, _>(ne * g.padded_len() + total * nr, |buf| {
                 let (xpad, bpack) = buf.split_at_mut(ne * g.padded_len());
-                g.pad_nhwc(xc, ne, xpad);
+                g.pad_nhwc(kern.isa, xc, ne, xpad);
                 let mut tile = [T::ZERO; MAX_TILE];
                 let tp = tile.as_mut_ptr();
                 for jp in 0..panels {
                     let cols = nr.min(kdim - jp * nr);
                     let offs = &col_offsets[jp * nr..][..cols];
                     // bpack[position][jj] = im2col(x)[position][jp nr + jj], zero-padded.
-                    for (dst, &base) in bpack.chunks_exact_mut(nr).zip(&bases[..total]) {
-                        if contiguous[jp] {
-                            let src = &xpad[base + offs[0]..][..nr];
-                            for (d, &v) in dst.iter_mut().zip(src) {
-                                *d = v;
+                    let bpack = &mut bpack[..total * nr];
+                    if contiguous[jp] {
+                        gather_runs(kern.isa, xpad, &bases[..total], offs[0], bpack);
+                    } else {
+                        for (dst, &base) in bpack.chunks_exact_mut(nr).zip(&bases[..total]) {
+                            for &(d0, s0, len) in &runs[jp] {
+                                let src = &xpad[base + s0..][..len];
+                                for (d, &v) in dst[d0..d0 + len].iter_mut().zip(src) {
+                                    *d = v;
+                                }
                             }
-                        } else {
-                            for (jj, d) in dst.iter_mut().enumerate() {
-                                *d = offs.get(jj).map_or(T::ZERO, |&off| xpad[base + off]);
-                            }
+                            dst[cols..].fill(T::ZERO);
                         }
                     }
                     for o0 in (0..o).step_by(mr) {
@@ -488,13 +494,9 @@ pub(super) fn weight_grad_chunks<T: Element>(
 }
 
 /// Reorders an `o x (tap, c)` weight gradient into the weight layout `[o][c][tap]`.
-pub(super) fn to_weight_layout<T: Element>(g: &Geometry, part: &[T], dw: &mut [T]) {
-    let (o, c, taps) = (g.s.o, g.s.c, g.taps());
-    for oc in 0..o {
-        for ch in 0..c {
-            for tap in 0..taps {
-                dw[(oc * c + ch) * taps + tap] = part[(oc * taps + tap) * c + ch];
-            }
-        }
+pub(super) fn to_weight_layout<T: Element>(isa: Isa, g: &Geometry, part: &[T], dw: &mut [T]) {
+    let (c, taps) = (g.s.c, g.taps());
+    for (src, dst) in part.chunks(taps * c).zip(dw.chunks_mut(taps * c)) {
+        transpose(isa, src, c, dst, taps, taps, c);
     }
 }

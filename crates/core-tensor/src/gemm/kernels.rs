@@ -48,6 +48,8 @@ pub(crate) struct TileArgs<'a, T> {
 /// A microkernel: its tile size and entry point.
 #[derive(Clone, Copy)]
 pub(crate) struct Kernel<T> {
+    /// The path this kernel was chosen for (also names the path of helper loops).
+    pub isa: Isa,
     pub mr: usize,
     pub nr: usize,
     /// Computes the tile and writes it to `out`.
@@ -74,12 +76,14 @@ impl<T: Element> Kernel<T> {
             Isa::Scalar => Kernel::portable(),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => Kernel {
+                isa,
                 mr: 6,
                 nr: 16,
                 run: x86::avx2_6x16,
             },
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => Kernel {
+                isa,
                 mr: 8,
                 nr: 32,
                 run: x86::avx512_8x32,
@@ -87,16 +91,21 @@ impl<T: Element> Kernel<T> {
             #[cfg(not(target_arch = "x86_64"))]
             _ => Kernel::portable(),
         };
+        // The portable kernel runs for f64 on every path, but is recorded under the named one.
         // `T` is `f32` exactly when the downcast succeeds; other types take the portable kernel.
         match (&f32_kernel as &dyn Any).downcast_ref::<Kernel<T>>() {
             Some(k) => *k,
-            None => Kernel::portable(),
+            None => Kernel {
+                isa,
+                ..Kernel::portable()
+            },
         }
     }
 
     /// The portable kernel, generic in the element type.
     pub fn portable() -> Self {
         Kernel {
+            isa: Isa::Scalar,
             mr: PORTABLE_MR,
             nr: PORTABLE_NR,
             run: portable_tile::<T>,
