@@ -1,4 +1,5 @@
-//! Square sgemm `C = A B` at 64..1024 on every SIMD path, in FLOP/s (`2 n^3` per call).
+//! Square sgemm `C = A B` at 64..1024 on every SIMD path, in FLOP/s (`2 n^3` per call), next to
+//! `matrixmultiply::sgemm` (the crate the project's GEMM replaced) as a peer in the same run.
 
 use core_tensor::gemm::gemm_on;
 use core_tensor::{Isa, Rng, Transpose};
@@ -32,6 +33,27 @@ fn sgemm(c: &mut Criterion) {
                 })
             });
         }
+        group.bench_with_input(BenchmarkId::new("matrixmultiply", n), &n, |bench, &n| {
+            // SAFETY: a, b and out are n x n row-major buffers; out is a unique borrow.
+            bench.iter(|| unsafe {
+                matrixmultiply::sgemm(
+                    n,
+                    n,
+                    n,
+                    1.0,
+                    black_box(a.as_ptr()),
+                    n as isize,
+                    1,
+                    black_box(b.as_ptr()),
+                    n as isize,
+                    1,
+                    0.0,
+                    out.as_mut_ptr(),
+                    n as isize,
+                    1,
+                )
+            })
+        });
     }
     group.finish();
 }

@@ -57,27 +57,6 @@ pub trait Element:
     fn sum_slice(isa: Isa, a: &[Self]) -> Self;
     /// `sum_i a[i] * b[i]`, in fixed chunks combined in a fixed order.
     fn dot_slice(isa: Isa, a: &[Self], b: &[Self]) -> Self;
-    /// `C <- alpha * op(A) op(B) + beta * C` for row-major strided matrices (see [`crate::gemm`]).
-    ///
-    /// # Safety
-    /// The pointers and strides must describe valid `m x k`, `k x n` and `m x n` matrices, and
-    /// `c` must not alias `a` or `b`.
-    unsafe fn gemm_raw(
-        m: usize,
-        k: usize,
-        n: usize,
-        alpha: Self,
-        a: *const Self,
-        rsa: isize,
-        csa: isize,
-        b: *const Self,
-        rsb: isize,
-        csb: isize,
-        beta: Self,
-        c: *mut Self,
-        rsc: isize,
-        csc: isize,
-    );
 }
 
 /// Elementwise one-argument operations.
@@ -157,27 +136,6 @@ impl Element for f32 {
     fn dot_slice(isa: Isa, a: &[f32], b: &[f32]) -> f32 {
         simd::dot_f32(isa, a, b)
     }
-    unsafe fn gemm_raw(
-        m: usize,
-        k: usize,
-        n: usize,
-        alpha: f32,
-        a: *const f32,
-        rsa: isize,
-        csa: isize,
-        b: *const f32,
-        rsb: isize,
-        csb: isize,
-        beta: f32,
-        c: *mut f32,
-        rsc: isize,
-        csc: isize,
-    ) {
-        // SAFETY: the caller upholds the matrix descriptions (this fn's contract).
-        unsafe {
-            matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
-        }
-    }
 }
 
 impl Element for f64 {
@@ -206,26 +164,5 @@ impl Element for f64 {
     fn dot_slice(isa: Isa, a: &[f64], b: &[f64]) -> f64 {
         isa.record();
         simd::chunked_dot(a, b, simd::scalar::dot)
-    }
-    unsafe fn gemm_raw(
-        m: usize,
-        k: usize,
-        n: usize,
-        alpha: f64,
-        a: *const f64,
-        rsa: isize,
-        csa: isize,
-        b: *const f64,
-        rsb: isize,
-        csb: isize,
-        beta: f64,
-        c: *mut f64,
-        rsc: isize,
-        csc: isize,
-    ) {
-        // SAFETY: the caller upholds the matrix descriptions (this fn's contract).
-        unsafe {
-            matrixmultiply::dgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
-        }
     }
 }
