@@ -43,10 +43,15 @@ pub fn png(data: &[u8]) {
     }
 }
 
-/// Checkpoint reader; accepted input must re-encode to the same bytes.
+/// Checkpoint reader; accepted input must re-encode to the same bytes. The input is also
+/// read with a valid checksum appended, so the fuzzer reaches the parser behind the checksum.
 pub fn checkpoint(data: &[u8]) {
-    if let Ok(ck) = Checkpoint::from_bytes("fuzz", data) {
-        assert_eq!(ck.to_bytes(), data);
+    let mut sealed = data.to_vec();
+    sealed.extend_from_slice(&crc32fast::hash(data).to_le_bytes());
+    for bytes in [data, &sealed] {
+        if let Ok(ck) = Checkpoint::from_bytes("fuzz", bytes) {
+            assert_eq!(ck.to_bytes(), bytes);
+        }
     }
 }
 

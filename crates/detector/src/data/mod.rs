@@ -393,16 +393,12 @@ pub fn load_cifar10(dir: &Path, split: Split) -> Result<Dataset> {
         Split::Test => vec!["test_batch.bin".into()],
     };
     let dir = dataset_dir(dir, "cifar-10-batches-bin", &[&files[0]], "CIFAR-10")?;
-    let mut all: Option<Dataset> = None;
+    let (mut images, mut labels) = (Vec::new(), Vec::new());
     for f in &files {
         let batch = read_cifar_batch(&dir.join(f))?;
-        all = Some(match all {
-            None => batch,
-            Some(a) => a.concat(&batch)?,
-        });
+        images.extend_from_slice(batch.images());
+        labels.extend_from_slice(batch.labels());
     }
-    match all {
-        Some(d) => d.resized(MODEL_SIDE, MODEL_SIDE),
-        None => Err(Error::invalid("load_cifar10", "no batch files")),
-    }
+    let side = cifar::CIFAR_SIDE;
+    Dataset::new(images, labels, 3, side, side)?.resized(MODEL_SIDE, MODEL_SIDE)
 }
