@@ -28,14 +28,7 @@ use core_tensor::Tensor;
 
 use crate::checkpoint::write_atomic;
 use crate::error::{Error, Result};
-
-/// Side of every GradCon kernel.
-pub const KERNEL: usize = 4;
-
-/// Output channels of the encoder convolutions `down.{0,2,4,6}`.
-const ENCODER_OUT: [usize; 4] = [32, 32, 64, 64];
-/// `(in, out)` channels of the decoder transposed convolutions `up.{0,2,4,6}`, `C` as 0.
-const DECODER_IN_OUT: [(usize, usize); 4] = [(64, 64), (64, 32), (32, 32), (32, 0)];
+use crate::model::GradConModel;
 
 /// The `module.` prefix that `torch.nn.DataParallel` puts before every name.
 pub const DATA_PARALLEL_PREFIX: &str = "module.";
@@ -68,27 +61,12 @@ pub struct GradConWeights {
 }
 
 /// The 16 parameter names and shapes for `channels` input channels, encoder first, weight
-/// before bias.
+/// before bias (from the one layer table, [`crate::model::layers`]).
 pub fn parameter_shapes(channels: usize) -> Vec<(String, Vec<usize>)> {
-    let mut out = Vec::with_capacity(16);
-    let mut c_in = channels;
-    for (l, &c_out) in ENCODER_OUT.iter().enumerate() {
-        out.push((
-            format!("down.{}.weight", 2 * l),
-            vec![c_out, c_in, KERNEL, KERNEL],
-        ));
-        out.push((format!("down.{}.bias", 2 * l), vec![c_out]));
-        c_in = c_out;
-    }
-    for (l, &(c_in, c_out)) in DECODER_IN_OUT.iter().enumerate() {
-        let c_out = if c_out == 0 { channels } else { c_out };
-        out.push((
-            format!("up.{}.weight", 2 * l),
-            vec![c_in, c_out, KERNEL, KERNEL],
-        ));
-        out.push((format!("up.{}.bias", 2 * l), vec![c_out]));
-    }
-    out
+    GradConModel::param_names(channels)
+        .into_iter()
+        .zip(GradConModel::param_shapes(channels))
+        .collect()
 }
 
 /// A tensor to be written: dtype, shape, little-endian bytes.
@@ -426,7 +404,7 @@ impl From<GradConWeights> for crate::train::TrainedModel {
         let (refs, ref_count) = match w.reference {
             Some(r) => (r.grads.to_vec(), r.count),
             None => (
-                crate::model::GradConModel::grad_layer_shapes(channels)
+                GradConModel::grad_layer_shapes(channels)
                     .iter()
                     .map(|s| Tensor::zeros(s))
                     .collect(),
@@ -434,7 +412,7 @@ impl From<GradConWeights> for crate::train::TrainedModel {
             ),
         };
         Self {
-            model: crate::model::GradConModel { channels, params },
+            model: GradConModel { channels, params },
             refs,
             ref_count,
         }
