@@ -215,7 +215,7 @@ pub fn per_example<'t, T: Element>(
         if want_full || want_norm {
             // Every example's gradient at once, `[n, ...shape]`, from the batched per-example
             // kernel (parallel over the batch), summed over the parameter's uses.
-            let mut all = Tensor::zeros(&[n * size]);
+            let mut all: Option<Tensor<T>> = None;
             for (node, conv, role) in &uses[k] {
                 let Some(gy) = gy_of(*node) else { continue };
                 let term = match (role, conv) {
@@ -244,8 +244,19 @@ pub fn per_example<'t, T: Element>(
                     }
                     (_, ConvOp::Conv2dWeightGrad { .. }) => unreachable!("checked above"),
                 };
-                all.axpy(factor, &term.reshape(&[n * size])?)?;
+                let mut term = term.reshape(&[n * size])?;
+                match all.as_mut() {
+                    Some(sum) => sum.axpy(factor, &term)?,
+                    // The first (usually only) use: scaled in place, no extra buffer.
+                    None => {
+                        if factor != T::ONE {
+                            term.data_mut().iter_mut().for_each(|v| *v *= factor);
+                        }
+                        all = Some(term);
+                    }
+                }
             }
+            let all = all.unwrap_or_else(|| Tensor::zeros(&[n * size]));
             if want_norm {
                 let isa = core_tensor::Isa::detect();
                 sq_norm = Some(
