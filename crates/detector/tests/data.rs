@@ -474,3 +474,17 @@ fn full_datasets_when_available() {
         eprintln!("SKIPPED Fashion-MNIST: no fashion-mnist/ in GRADCON_DATA");
     }
 }
+
+/// An input on which the `png` crate itself panics (found by fuzzing): a clear error instead.
+#[test]
+fn png_decoder_panic_becomes_an_error_naming_the_file() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus/png/crash-4964dde83e5968cc3ad06bb1a9b781e3f5e437ea");
+    let bytes = std::fs::read(&path).unwrap();
+    let err = detector::data::png_from_bytes("fuzzed.png", &bytes, 1).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("fuzzed.png") && msg.contains("bad PNG"),
+        "{msg}"
+    );
+}

@@ -50,6 +50,18 @@ pub struct Image {
 /// Decodes a PNG and converts it to `channels` (1 or 3) 8-bit planes with the rules in the
 /// module documentation. `name` names the source in errors.
 pub fn png_from_bytes(name: &str, bytes: &[u8], channels: usize) -> Result<Image> {
+    // The `png` crate (0.18.1) panics on some malformed palettes (an index past a short PLTE,
+    // found by fuzzing); a reader must never panic, so a panic inside decoding becomes an error
+    // naming the file.
+    std::panic::catch_unwind(|| decode(name, bytes, channels)).unwrap_or_else(|_| {
+        Err(Error::format(
+            name,
+            "bad PNG: the decoder failed on malformed chunks (palette or transparency)",
+        ))
+    })
+}
+
+fn decode(name: &str, bytes: &[u8], channels: usize) -> Result<Image> {
     if channels != 1 && channels != 3 {
         return Err(Error::invalid(
             "png_from_bytes",
