@@ -50,18 +50,6 @@ pub struct Image {
 /// Decodes a PNG and converts it to `channels` (1 or 3) 8-bit planes with the rules in the
 /// module documentation. `name` names the source in errors.
 pub fn png_from_bytes(name: &str, bytes: &[u8], channels: usize) -> Result<Image> {
-    // The `png` crate (0.18.1) panics on some malformed palettes (an index past a short PLTE,
-    // found by fuzzing); a reader must never panic, so a panic inside decoding becomes an error
-    // naming the file.
-    std::panic::catch_unwind(|| decode(name, bytes, channels)).unwrap_or_else(|_| {
-        Err(Error::format(
-            name,
-            "bad PNG: the decoder failed on malformed chunks (palette or transparency)",
-        ))
-    })
-}
-
-fn decode(name: &str, bytes: &[u8], channels: usize) -> Result<Image> {
     if channels != 1 && channels != 3 {
         return Err(Error::invalid(
             "png_from_bytes",
@@ -106,18 +94,30 @@ fn decode(name: &str, bytes: &[u8], channels: usize) -> Result<Image> {
     } else {
         Transformations::EXPAND
     });
-    let mut reader = decoder.read_info().map_err(png_err)?;
-    let size = reader.output_buffer_size().ok_or_else(|| {
-        Error::format(
+    // The `png` crate (0.18.1) panics on some malformed palettes (an index past a short PLTE,
+    // found by fuzzing). A reader must never panic, so a panic inside the crate's decoding (and
+    // only there: the conversion below is this project's code) becomes an error naming the file.
+    let decoded = std::panic::catch_unwind(move || -> Result<_> {
+        let mut reader = decoder.read_info().map_err(png_err)?;
+        let size = reader.output_buffer_size().ok_or_else(|| {
+            Error::format(
+                name,
+                format!("{width}x{height} pixels overflow the address space"),
+            )
+        })?;
+        let mut buf = vec![0u8; size];
+        let frame = reader.next_frame(&mut buf).map_err(png_err)?;
+        buf.truncate(frame.buffer_size());
+        let trns = reader.info().trns.as_deref().map(<[u8]>::to_vec);
+        Ok((buf, reader.output_color_type(), trns))
+    });
+    let (buf, (out_colour, out_depth), trns) = decoded.unwrap_or_else(|_| {
+        Err(Error::format(
             name,
-            format!("{width}x{height} pixels overflow the address space"),
-        )
+            "bad PNG: the decoder failed on malformed chunks (palette or transparency)",
+        ))
     })?;
-    let mut buf = vec![0u8; size];
-    let frame = reader.next_frame(&mut buf).map_err(png_err)?;
-    buf.truncate(frame.buffer_size());
-    let (out_colour, out_depth) = reader.output_color_type();
-    let trns16 = match reader.info().trns.as_deref() {
+    let trns16 = match trns.as_deref() {
         Some(t) if depth == BitDepth::Sixteen => Some(
             t.chunks_exact(2)
                 .map(|c| u16::from_be_bytes([c[0], c[1]]))
