@@ -14,7 +14,7 @@ pub enum Error {
     /// An operation needs a one-value tensor (a scalar) and got another shape.
     NotScalar { op: &'static str, shape: Vec<usize> },
     /// The graph does not have the structure an analysis needs (for example a parameter given to
-    /// [`crate::per_example`] that is used by something other than a convolution).
+    /// [`fn@crate::per_example`] that is used by something other than a convolution).
     Unsupported { op: &'static str, reason: String },
 }
 

@@ -9,7 +9,7 @@
 //!   generically over [`Differentiable`]: [`grad`] with `create_graph = true` records the
 //!   backward pass, so its results can be differentiated again to any order; with `false` the
 //!   same rules run on plain tensors and nothing is recorded.
-//! - [`per_example`] gives, from one batched backward pass, each example's share of the
+//! - [`fn@per_example`] gives, from one batched backward pass, each example's share of the
 //!   gradient of a convolution's weights (in full, dotted with a tensor, or its squared norm).
 //! - [`check::gradcheck`] and [`check::gradgradcheck`] test first and second derivatives
 //!   against finite differences.

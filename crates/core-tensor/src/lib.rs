@@ -2,7 +2,7 @@
 //! GEMM, 2-D convolution and transposed convolution with their gradients, and elementwise
 //! maps and reductions, with run-time selected SIMD paths ([`Isa`]) and `rayon` parallelism.
 //!
-//! Every kernel has a naive f64 loop reference in [`reference`] that the tests compare it with.
+//! Every kernel has a naive f64 loop reference in [`mod@reference`] that the tests compare it with.
 //! Results never depend on the number of threads: reductions are split into fixed chunks whose
 //! partial results are combined in a fixed order.
 

@@ -118,7 +118,7 @@ pub struct DataArgs {
     /// Data set of the protocol.
     #[arg(long, value_enum, required = true)]
     pub dataset: DatasetArg,
-    /// Folder holding the data set's files (default: $GRADCON_DATA/<dataset>).
+    /// Folder holding the data set's files (default: `$GRADCON_DATA`).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
 }
@@ -233,7 +233,7 @@ pub struct ProtocolArgs {
     pub beta: f64,
     #[command(flatten)]
     pub train: TrainOptions,
-    /// Also write the results as JSON here (always written to <out>/results.json).
+    /// Also write the results as JSON here (always written to `<out>/results.json`).
     #[arg(long)]
     pub json: Option<PathBuf>,
 }

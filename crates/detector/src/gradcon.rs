@@ -103,7 +103,7 @@ impl Scores {
 /// Scores a batch `x` (`[B, C, 28, 28]`) from one batched forward and backward pass.
 ///
 /// Each image's own gradient `dL(x_n)/dW_l` (its loss a mean over its own pixels, as if in a
-/// batch of one) comes from [`per_example`] as the dot product with `r_l` and the squared norm,
+/// batch of one) comes from [`fn@per_example`] as the dot product with `r_l` and the squared norm,
 /// never materialised per image for the dot product. The cosine clamps both norms at
 /// [`COS_EPS`], as PyTorch 2.x does.
 pub fn score_batch(
