@@ -142,6 +142,7 @@ pub struct DemoArgs {
     /// Epochs per class.
     #[arg(long, default_value_t = 30)]
     pub epochs: usize,
+    /// Seed of every random choice (splits, initialisation, shuffling, restarts).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Write the results as JSON here.
@@ -194,6 +195,7 @@ pub struct ScoreArgs {
     /// The class counted as normal for the AUROC.
     #[arg(long)]
     pub normal_class: Option<u8>,
+    /// Output format of the per-image scores.
     #[arg(long, value_enum, default_value_t = ScoreFormat::Csv)]
     pub format: ScoreFormat,
     /// Write the scores here instead of stdout.
@@ -208,13 +210,16 @@ pub struct ScoreArgs {
 pub struct EvalArgs {
     #[command(flatten)]
     pub data: DataArgs,
+    /// The trained model (.gcm or .safetensors).
     #[arg(long, short)]
     pub model: PathBuf,
+    /// The normal class the model was trained on.
     #[arg(long)]
     pub class: u8,
     /// Seed of the split (must be the one the model was trained with to avoid leakage).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Weight of the gradient term in the score.
     #[arg(long, default_value_t = 0.12)]
     pub beta: f64,
 }
@@ -229,6 +234,7 @@ pub struct ProtocolArgs {
     /// Classes to run (default: all ten).
     #[arg(long, value_delimiter = ',')]
     pub classes: Option<Vec<u8>>,
+    /// Weight of the gradient term in the score.
     #[arg(long, default_value_t = 0.12)]
     pub beta: f64,
     #[command(flatten)]
