@@ -402,6 +402,38 @@ pub fn conv2d_weight_grad_on<T: Element>(
     kernel_hw: [usize; 2],
     spec: Conv2dSpec,
 ) -> Result<Tensor<T>> {
+    let (g, parts) = weight_grad_parts(isa, x, gy, kernel_hw, spec, |s| {
+        // A fixed partition of the batch (by shape only); partial sums added in chunk order.
+        direct::weight_grad_chunk(s.n, s.ho * s.wo)
+    })?;
+    let s = g.s;
+    let mut dw = Tensor::zeros(&[s.o, s.c, s.kh, s.kw]);
+    let len = dw.len();
+    if parts.is_empty() {
+        return Ok(dw);
+    }
+    let mut parts = parts;
+    let (sum, rest) = parts.split_at_mut(len);
+    for part in rest.chunks(len) {
+        for (a, &p) in sum.iter_mut().zip(part) {
+            *a += p;
+        }
+    }
+    direct::to_weight_layout(isa, &g, sum, dw.data_mut());
+    Ok(dw)
+}
+
+/// Checks the shapes, then runs the weight-gradient kernel over chunks of `chunk(shape)`
+/// examples: one partial `[kernel, o]` gradient per chunk, in chunk order (empty when there
+/// is nothing to compute).
+fn weight_grad_parts<T: Element>(
+    isa: Isa,
+    x: &Tensor<T>,
+    gy: &Tensor<T>,
+    kernel_hw: [usize; 2],
+    spec: Conv2dSpec,
+    chunk: impl Fn(&ConvShape) -> usize,
+) -> Result<(Geometry, Vec<T>)> {
     let s = conv2d_weight_grad_shape(x, gy, kernel_hw, spec)?;
     let isa = isa.checked()?;
     isa.record();
@@ -410,13 +442,11 @@ pub fn conv2d_weight_grad_on<T: Element>(
         stride: spec.stride,
         padding: spec.padding,
     };
-    let mut dw = Tensor::zeros(&[s.o, s.c, s.kh, s.kw]);
-    let len = dw.len();
+    let len = s.o * s.c * s.kh * s.kw;
     if len == 0 || s.n == 0 {
-        return Ok(dw);
+        return Ok((g, Vec::new()));
     }
-    // A fixed partition of the batch (by shape only); partial sums added in chunk order.
-    let nb = direct::weight_grad_chunk(s.n, s.ho * s.wo);
+    let nb = chunk(&s);
     let mut parts = vec![T::ZERO; s.n.div_ceil(nb) * len];
     direct::weight_grad_chunks(
         Kernel::for_isa(isa),
@@ -426,14 +456,7 @@ pub fn conv2d_weight_grad_on<T: Element>(
         nb,
         &mut parts,
     );
-    let (sum, rest) = parts.split_at_mut(len);
-    for part in rest.chunks(len) {
-        for (a, &p) in sum.iter_mut().zip(part) {
-            *a += p;
-        }
-    }
-    direct::to_weight_layout(isa, &g, sum, dw.data_mut());
-    Ok(dw)
+    Ok((g, parts))
 }
 
 /// Per-example weight gradients of `conv2d`:
@@ -458,22 +481,15 @@ pub fn conv2d_weight_grad_per_example_on<T: Element>(
     kernel_hw: [usize; 2],
     spec: Conv2dSpec,
 ) -> Result<Tensor<T>> {
-    let s = conv2d_weight_grad_shape(x, gy, kernel_hw, spec)?;
-    let isa = isa.checked()?;
-    isa.record();
-    let g = Geometry {
-        s,
-        stride: spec.stride,
-        padding: spec.padding,
-    };
+    // One chunk per example: each partial is that example's own gradient.
+    let (g, parts) = weight_grad_parts(isa, x, gy, kernel_hw, spec, |_| 1)?;
+    let s = g.s;
     let mut dw = Tensor::zeros(&[s.n, s.o, s.c, s.kh, s.kw]);
     let len = s.o * s.c * s.kh * s.kw;
-    if len == 0 || s.n == 0 {
-        return Ok(dw);
-    }
-    let mut parts = vec![T::ZERO; s.n * len];
-    direct::weight_grad_chunks(Kernel::for_isa(isa), &g, x.data(), gy.data(), 1, &mut parts);
-    for (part, out) in parts.chunks(len).zip(dw.data_mut().chunks_mut(len)) {
+    for (part, out) in parts
+        .chunks(len.max(1))
+        .zip(dw.data_mut().chunks_mut(len.max(1)))
+    {
         direct::to_weight_layout(isa, &g, part, out);
     }
     Ok(dw)
