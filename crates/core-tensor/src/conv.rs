@@ -246,7 +246,7 @@ pub fn conv2d_on<T: Element>(
         stride: spec.stride,
         padding: spec.padding,
     };
-    let mut y = Tensor::zeros(&[s.n, s.o, s.ho, s.wo]);
+    let mut y = Tensor::for_overwrite(&[s.n, s.o, s.ho, s.wo]);
     if !y.is_empty() {
         let b = b.map(Tensor::data);
         direct::forward(
@@ -326,7 +326,7 @@ pub fn conv_transpose2d_on<T: Element>(
         stride: spec.stride,
         padding: spec.padding,
     };
-    let mut y = Tensor::zeros(&[s.n, s.c, s.h, s.w]);
+    let mut y = Tensor::for_overwrite(&[s.n, s.c, s.h, s.w]);
     if !y.is_empty() {
         let b = b.map(Tensor::data);
         direct::adjoint(
@@ -420,6 +420,7 @@ pub fn conv2d_weight_grad_on<T: Element>(
         }
     }
     direct::to_weight_layout(isa, &g, sum, dw.data_mut());
+    crate::pool::recycle(parts);
     Ok(dw)
 }
 
@@ -447,7 +448,8 @@ fn weight_grad_parts<T: Element>(
         return Ok((g, Vec::new()));
     }
     let nb = chunk(&s);
-    let mut parts = vec![T::ZERO; s.n.div_ceil(nb) * len];
+    // Every value is written by the kernel (each chunk's partial in whole).
+    let mut parts = crate::pool::for_overwrite(s.n.div_ceil(nb) * len);
     direct::weight_grad_chunks(
         Kernel::for_isa(isa),
         &g,
@@ -484,7 +486,7 @@ pub fn conv2d_weight_grad_per_example_on<T: Element>(
     // One chunk per example: each partial is that example's own gradient.
     let (g, parts) = weight_grad_parts(isa, x, gy, kernel_hw, spec, |_| 1)?;
     let s = g.s;
-    let mut dw = Tensor::zeros(&[s.n, s.o, s.c, s.kh, s.kw]);
+    let mut dw = Tensor::for_overwrite(&[s.n, s.o, s.c, s.kh, s.kw]);
     let len = s.o * s.c * s.kh * s.kw;
     for (part, out) in parts
         .chunks(len.max(1))
@@ -492,6 +494,7 @@ pub fn conv2d_weight_grad_per_example_on<T: Element>(
     {
         direct::to_weight_layout(isa, &g, part, out);
     }
+    crate::pool::recycle(parts);
     Ok(dw)
 }
 
@@ -561,7 +564,7 @@ pub fn conv2d_input_grad_on<T: Element>(
         stride: spec.stride,
         padding: spec.padding,
     };
-    let mut gx = Tensor::zeros(&[n, c, h, wd]);
+    let mut gx = Tensor::for_overwrite(&[n, c, h, wd]);
     if !gx.is_empty() {
         direct::adjoint(
             Kernel::for_isa(isa),

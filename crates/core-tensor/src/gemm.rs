@@ -39,11 +39,20 @@ thread_local! {
 /// stolen while `f` waits, get buffers of their own.
 pub(crate) fn with_scratch<T: Element, R>(len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
     let words = (len * std::mem::size_of::<T>()).div_ceil(8);
+    // The smallest pooled buffer that fits, else the largest (grown without copying its old
+    // contents, which are unspecified anyway).
     let mut buf = SCRATCH
-        .with(|pool| pool.borrow_mut().pop())
+        .with(|pool| {
+            let mut pool = pool.borrow_mut();
+            let fit = (0..pool.len())
+                .filter(|&i| pool[i].len() >= words)
+                .min_by_key(|&i| pool[i].len())
+                .or_else(|| (0..pool.len()).max_by_key(|&i| pool[i].len()));
+            fit.map(|i| pool.swap_remove(i))
+        })
         .unwrap_or_default();
     if buf.len() < words {
-        buf.resize(words, 0.0);
+        buf = vec![0.0; words];
     }
     let view: &mut [T] = bytemuck::cast_slice_mut(&mut buf[..words]);
     let out = f(&mut view[..len]);

@@ -11,6 +11,7 @@ pub mod element;
 pub mod error;
 pub mod gemm;
 pub mod isa;
+pub mod pool;
 pub mod reference;
 pub mod rng;
 pub mod simd;

@@ -16,10 +16,28 @@ use crate::{Element, Isa, Result, Rng, TensorError};
 /// assert_eq!(r.data(), &[1.0, 0.0, 3.0, 0.0]);
 /// assert_eq!(r.reshape(&[4]).unwrap().shape(), &[4]);
 /// ```
-#[derive(Clone, PartialEq)]
-pub struct Tensor<T> {
+#[derive(PartialEq)]
+pub struct Tensor<T: Element> {
     data: Vec<T>,
     shape: Vec<usize>,
+}
+
+impl<T: Element> Clone for Tensor<T> {
+    fn clone(&self) -> Self {
+        let mut data = crate::pool::for_overwrite(self.data.len());
+        data.copy_from_slice(&self.data);
+        Self {
+            data,
+            shape: self.shape.clone(),
+        }
+    }
+}
+
+impl<T: Element> Drop for Tensor<T> {
+    /// Large buffers go back to this thread's [`pool`](crate::pool) for the next tensor.
+    fn drop(&mut self) {
+        crate::pool::recycle(std::mem::take(&mut self.data));
+    }
 }
 
 impl<T: Element> std::fmt::Debug for Tensor<T> {
@@ -47,8 +65,21 @@ impl<T: Element> Tensor<T> {
 
     /// A tensor with every value `v`.
     pub fn full(shape: &[usize], v: T) -> Self {
+        let mut data = crate::pool::zeroed(shape.iter().product());
+        if bytemuck::bytes_of(&v).iter().any(|&b| b != 0) {
+            data.fill(v);
+        }
         Self {
-            data: vec![v; shape.iter().product()],
+            data,
+            shape: shape.to_vec(),
+        }
+    }
+
+    /// A tensor whose values the caller overwrites, every one of them, before reading any: a
+    /// recycled buffer keeps its previous values (no zeroing pass).
+    pub(crate) fn for_overwrite(shape: &[usize]) -> Self {
+        Self {
+            data: crate::pool::for_overwrite(shape.iter().product()),
             shape: shape.to_vec(),
         }
     }
@@ -129,8 +160,8 @@ impl<T: Element> Tensor<T> {
     }
 
     /// Gives up the buffer.
-    pub fn into_vec(self) -> Vec<T> {
-        self.data
+    pub fn into_vec(mut self) -> Vec<T> {
+        std::mem::take(&mut self.data)
     }
 
     /// The values as bytes in native endianness (for hashing or zero-copy I/O).
@@ -143,7 +174,7 @@ impl<T: Element> Tensor<T> {
         if shape.iter().product::<usize>() != self.data.len() {
             return Err(TensorError::ShapeMismatch {
                 op: "reshape",
-                lhs: self.shape,
+                lhs: std::mem::take(&mut self.shape),
                 rhs: shape.to_vec(),
             });
         }
@@ -206,14 +237,14 @@ impl<T: Element> Tensor<T> {
     }
 
     fn map_unary(&self, op: Unary) -> Self {
-        let mut out = Self::zeros(&self.shape);
+        let mut out = Self::for_overwrite(&self.shape);
         T::unary(Isa::detect(), op, &self.data, &mut out.data);
         out
     }
 
     fn map_binary(&self, op: Binary, name: &'static str, other: &Self) -> Result<Self> {
         self.check_same(name, other)?;
-        let mut out = Self::zeros(&self.shape);
+        let mut out = Self::for_overwrite(&self.shape);
         T::binary(Isa::detect(), op, &self.data, &other.data, &mut out.data);
         Ok(out)
     }
@@ -240,7 +271,7 @@ impl<T: Element> Tensor<T> {
     }
     /// `alpha * self`.
     pub fn scale(&self, alpha: T) -> Self {
-        let mut out = Self::zeros(&self.shape);
+        let mut out = Self::for_overwrite(&self.shape);
         T::scale(Isa::detect(), alpha, &self.data, &mut out.data);
         out
     }
