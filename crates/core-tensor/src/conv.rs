@@ -498,6 +498,42 @@ pub fn conv2d_weight_grad_per_example_on<T: Element>(
     Ok(dw)
 }
 
+/// Squared norms of the per-example weight gradients of `conv2d`: `out[n] = |dw_n|^2` with
+/// `dw_n` as in [`conv2d_weight_grad_per_example`], without forming the `[n, o, c, kh, kw]`
+/// tensor (each example's gradient lives in a per-thread buffer, or, for few output positions
+/// and many weights, the norm comes from the Gram matrices of the example's positions).
+pub fn conv2d_weight_grad_sq_norms<T: Element>(
+    x: &Tensor<T>,
+    gy: &Tensor<T>,
+    kernel_hw: [usize; 2],
+    spec: Conv2dSpec,
+) -> Result<Vec<T>> {
+    conv2d_weight_grad_sq_norms_on(Isa::detect(), x, gy, kernel_hw, spec)
+}
+
+/// [`conv2d_weight_grad_sq_norms`] on a named SIMD path.
+pub fn conv2d_weight_grad_sq_norms_on<T: Element>(
+    isa: Isa,
+    x: &Tensor<T>,
+    gy: &Tensor<T>,
+    kernel_hw: [usize; 2],
+    spec: Conv2dSpec,
+) -> Result<Vec<T>> {
+    let s = conv2d_weight_grad_shape(x, gy, kernel_hw, spec)?;
+    let isa = isa.checked()?;
+    isa.record();
+    let g = Geometry {
+        s,
+        stride: spec.stride,
+        padding: spec.padding,
+    };
+    let mut out = vec![T::ZERO; s.n];
+    if s.o * s.c * s.kh * s.kw > 0 && s.ho * s.wo > 0 {
+        direct::weight_grad_sq_norms(Kernel::for_isa(isa), &g, x.data(), gy.data(), &mut out);
+    }
+    Ok(out)
+}
+
 /// Input gradient of `conv2d`: the transposed convolution of `gy` with `w`, sized back to
 /// `input_hw` (the output padding is derived).
 pub fn conv2d_input_grad<T: Element>(

@@ -2,7 +2,7 @@
 
 use core_tensor::conv::{
     conv2d_input_grad_on, conv2d_on, conv2d_weight_grad_on, conv2d_weight_grad_per_example_on,
-    conv_transpose2d_on, Conv2dSpec, ConvTranspose2dSpec,
+    conv2d_weight_grad_sq_norms_on, conv_transpose2d_on, Conv2dSpec, ConvTranspose2dSpec,
 };
 use core_tensor::{reference, Element, Isa, Rng, Tensor, TensorError};
 use proptest::prelude::*;
@@ -143,6 +143,65 @@ fn check_conv2d<T: Element>(cs: Case) {
         }
         let sum = Tensor::from_vec(sum, dw.shape()).unwrap();
         assert_close(&format!("per-example sum {isa} {cs:?}"), &dw, &sum, terms);
+
+        let norms = conv2d_weight_grad_sq_norms_on(isa, &x, &gy, cs.k, cs.spec()).unwrap();
+        check_sq_norms(&format!("{isa} {cs:?}"), &x, &gy, cs, &norms);
+    }
+}
+
+/// `norms[e]` against `|dw_e|^2` of the f64 reference, allowing the rounding of either way of
+/// forming it (the Gram form's terms are bounded by `|gy_e|^2 |x_e|^2 kh kw`).
+fn check_sq_norms<T: Element>(what: &str, x: &Tensor<T>, gy: &Tensor<T>, cs: Case, norms: &[T]) {
+    assert_eq!(norms.len(), cs.n, "{what}: one norm per example");
+    let eps = if T::NAME == "f32" { 1e-6 } else { 1e-14 };
+    for (e, &got) in norms.iter().enumerate() {
+        let (xe, ge) = (slice_example(x, e), slice_example(gy, e));
+        let want: f64 = reference::conv2d_weight_grad(&xe, &ge, cs.k, cs.spec())
+            .data()
+            .iter()
+            .map(|v| v * v)
+            .sum();
+        let sq = |t: &Tensor<T>| t.data().iter().map(|v| v.to_f64().powi(2)).sum::<f64>();
+        let bound = sq(&ge) * sq(&xe) * (cs.k[0] * cs.k[1]) as f64;
+        let tol = eps * 100.0 * (want + bound);
+        let err = (got.to_f64() - want).abs();
+        assert!(
+            err <= tol,
+            "{what}: example {e}: got {got}, want {want} (tolerance {tol})"
+        );
+    }
+}
+
+/// The squared-norm kernel on the decoder layers of the GradCon model (as the forward
+/// convolutions their weight gradients are phrased in): both of its ways are taken.
+#[test]
+fn sq_norms_of_the_decoder_layers() {
+    // (n, c, o, input side, output side, padding): dec1 ... dec4 with one image channel.
+    for (n, c, o, hw, pad) in [
+        (3, 64, 64, 4, 2),
+        (3, 32, 64, 8, 1),
+        (3, 32, 32, 14, 2),
+        (3, 1, 32, 28, 1),
+    ] {
+        let cs = Case {
+            n,
+            c,
+            o,
+            hw: [hw, hw],
+            k: [4, 4],
+            stride: [2, 2],
+            pad: [pad, pad],
+            out_pad: [0, 0],
+            seed: 5,
+        };
+        let [ho, wo] = cs.conv_out().unwrap();
+        let mut rng = Rng::seed_from_u64(cs.seed);
+        let x: Tensor<f32> = random(&[n, c, hw, hw], &mut rng);
+        let gy: Tensor<f32> = random(&[n, o, ho, wo], &mut rng);
+        for isa in Isa::supported() {
+            let norms = conv2d_weight_grad_sq_norms_on(isa, &x, &gy, cs.k, cs.spec()).unwrap();
+            check_sq_norms(&format!("{isa} {cs:?}"), &x, &gy, cs, &norms);
+        }
     }
 }
 
@@ -307,6 +366,7 @@ fn results_do_not_depend_on_the_thread_count() {
                 conv2d_input_grad_on(isa, &gy, &w, [15, 15], spec).unwrap(),
                 conv2d_weight_grad_on(isa, &x, &gy, [4, 4], spec).unwrap(),
                 conv2d_weight_grad_per_example_on(isa, &x, &gy, [4, 4], spec).unwrap(),
+                conv2d_weight_grad_sq_norms_on(isa, &x, &gy, [4, 4], spec).unwrap(),
             )
         };
         let one = on_threads(1, run);

@@ -370,6 +370,146 @@ pub(super) fn adjoint<T: Element>(
     });
 }
 
+/// What every chunk of a weight-gradient computation shares: where each im2col column sits in
+/// a padded image, how a panel's columns group into contiguous runs, and where each position's
+/// top-left pixel is.
+struct WeightGradPlan {
+    col_offsets: Vec<usize>,
+    /// Whether panel `jp` is `NR` columns of one contiguous channel run.
+    contiguous: Vec<bool>,
+    /// Each panel's columns as maximal contiguous runs `(column, offset, length)` (for small
+    /// `c`, one kernel row of `kw c` values is a run).
+    runs: Vec<Vec<(usize, usize, usize)>>,
+    /// Top-left pixel of every position of a full chunk, relative to its first image.
+    bases: Vec<usize>,
+    /// Offset of each example's output gradient in a chunk.
+    example_taps: Vec<isize>,
+}
+
+impl WeightGradPlan {
+    /// The plan for chunks of at most `nb` examples and panels of `nr` columns.
+    fn new(g: &Geometry, nr: usize, nb: usize) -> Self {
+        let kdim = g.taps() * g.s.c;
+        let panels = kdim.div_ceil(nr);
+        let col_offsets: Vec<usize> = (0..kdim).map(|q| g.column_offset(q)).collect();
+        let contiguous = (0..panels)
+            .map(|jp| {
+                let cols = &col_offsets[jp * nr..kdim.min((jp + 1) * nr)];
+                cols.len() == nr
+                    && cols
+                        .iter()
+                        .enumerate()
+                        .all(|(jj, &off)| off == cols[0] + jj)
+            })
+            .collect();
+        let runs = (0..panels)
+            .map(|jp| {
+                let offs = &col_offsets[jp * nr..kdim.min((jp + 1) * nr)];
+                let mut runs: Vec<(usize, usize, usize)> = Vec::new();
+                for (jj, &off) in offs.iter().enumerate() {
+                    match runs.last_mut() {
+                        Some((d0, s0, len)) if *d0 + *len == jj && *s0 + *len == off => *len += 1,
+                        _ => runs.push((jj, off, 1)),
+                    }
+                }
+                runs
+            })
+            .collect();
+        let pos = g.positions();
+        Self {
+            col_offsets,
+            contiguous,
+            runs,
+            bases: (0..nb * pos)
+                .map(|p| g.row_base(p / pos, p % pos))
+                .collect(),
+            example_taps: (0..nb).map(|e| (e * g.s.o * pos) as isize).collect(),
+        }
+    }
+
+    /// `part = dw[o, (tap, c)]` summed over examples `e0..e0 + ne` (at most the plan's `nb`).
+    #[allow(clippy::too_many_arguments)]
+    fn run<T: Element>(
+        &self,
+        kern: Kernel<T>,
+        g: &Geometry,
+        x: &[T],
+        gy: &[T],
+        e0: usize,
+        ne: usize,
+        part: &mut [T],
+    ) {
+        let ConvShape { c, h, o, .. } = g.s;
+        let wd = g.s.w;
+        let (mr, nr) = (kern.mr, kern.nr);
+        let pos = g.positions();
+        let kdim = g.taps() * c;
+        let panels = kdim.div_ceil(nr);
+        let total = ne * pos;
+        let xc = &x[e0 * c * h * wd..][..ne * c * h * wd];
+        let gyc = &gy[e0 * o * pos..][..ne * o * pos];
+        with_scratch::<T, _>(ne * g.padded_len() + total * nr, |buf| {
+            let (xpad, bpack) = buf.split_at_mut(ne * g.padded_len());
+            g.pad_nhwc(kern.isa, xc, ne, xpad);
+            let mut tile = [T::ZERO; MAX_TILE];
+            let tp = tile.as_mut_ptr();
+            for jp in 0..panels {
+                let cols = nr.min(kdim - jp * nr);
+                let offs = &self.col_offsets[jp * nr..][..cols];
+                // bpack[position][jj] = im2col(x)[position][jp nr + jj], zero-padded.
+                let bpack = &mut bpack[..total * nr];
+                if self.contiguous[jp] {
+                    gather_runs(kern.isa, xpad, &self.bases[..total], offs[0], bpack);
+                } else {
+                    for (dst, &base) in bpack.chunks_exact_mut(nr).zip(&self.bases[..total]) {
+                        for &(d0, s0, len) in &self.runs[jp] {
+                            let src = &xpad[base + s0..][..len];
+                            for (d, &v) in dst[d0..d0 + len].iter_mut().zip(src) {
+                                *d = v;
+                            }
+                        }
+                        dst[cols..].fill(T::ZERO);
+                    }
+                }
+                for o0 in (0..o).step_by(mr) {
+                    let valid = mr.min(o - o0);
+                    let mut rows = [gyc.as_ptr(); MAX_MR];
+                    for (i, r) in rows.iter_mut().enumerate().take(mr) {
+                        *r = gyc[(o0 + i.min(valid - 1)) * pos..].as_ptr();
+                    }
+                    let out = if cols == nr {
+                        kern.out_rows(part[o0 * kdim + jp * nr..].as_mut_ptr(), kdim, valid, tp)
+                    } else {
+                        kern.out_rows(tp, nr, mr, tp)
+                    };
+                    let args = TileArgs {
+                        rows,
+                        taps: &self.example_taps[..ne],
+                        kc: pos,
+                        a_step: 1,
+                        b: bpack.as_ptr(),
+                        b_step: nr,
+                        out,
+                        accumulate: false,
+                    };
+                    // SAFETY: row i reads gy[e][o0 + i][p] of the chunk (offset
+                    // `e o pos + (o0 + i) pos + p`, inside `gyc`); the panel holds `total`
+                    // rows of `nr` values in the same (example, position) order; output rows
+                    // are distinct `nr`-value rows of `part` (whole panel inside it) or the
+                    // tile buffer; the caller checked the ISA.
+                    unsafe { kern.run(&args) };
+                    if cols < nr {
+                        for i in 0..valid {
+                            part[(o0 + i) * kdim + jp * nr..][..cols]
+                                .copy_from_slice(&tile[i * nr..][..cols]);
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
 /// Weight gradients of chunks of `nb` examples: `parts[chunk]` is `dw[o, (tap, c)]` summed over
 /// the chunk's examples (row-major `o x (taps c)`).
 ///
@@ -384,113 +524,74 @@ pub(super) fn weight_grad_chunks<T: Element>(
     nb: usize,
     parts: &mut [T],
 ) {
-    let ConvShape { c, h, o, .. } = g.s;
-    let wd = g.s.w;
-    let (mr, nr) = (kern.mr, kern.nr);
-    let (pos, taps) = (g.positions(), g.taps());
-    let kdim = taps * c;
-    let panels = kdim.div_ceil(nr);
-    let col_offsets: Vec<usize> = (0..kdim).map(|q| g.column_offset(q)).collect();
-    let contiguous: Vec<bool> = (0..panels)
-        .map(|jp| {
-            let cols = &col_offsets[jp * nr..kdim.min((jp + 1) * nr)];
-            cols.len() == nr
-                && cols
-                    .iter()
-                    .enumerate()
-                    .all(|(jj, &off)| off == cols[0] + jj)
-        })
-        .collect();
-    // Each panel's columns as maximal contiguous runs `(column, offset, length)` (for small
-    // `c`, one kernel row of `kw c` values is a run).
-    let runs: Vec<Vec<(usize, usize, usize)>> = (0..panels)
-        .map(|jp| {
-            let offs = &col_offsets[jp * nr..kdim.min((jp + 1) * nr)];
-            let mut runs: Vec<(usize, usize, usize)> = Vec::new();
-            for (jj, &off) in offs.iter().enumerate() {
-                match runs.last_mut() {
-                    Some((d0, s0, len)) if *d0 + *len == jj && *s0 + *len == off => *len += 1,
-                    _ => runs.push((jj, off, 1)),
-                }
-            }
-            runs
-        })
-        .collect();
-    // Top-left pixel of every position of a full chunk, relative to the chunk's first image, and
-    // the offset of each example's output gradient.
-    let bases: Vec<usize> = (0..nb * pos)
-        .map(|p| g.row_base(p / pos, p % pos))
-        .collect();
-    let example_taps: Vec<isize> = (0..nb).map(|e| (e * o * pos) as isize).collect();
+    let plan = WeightGradPlan::new(g, kern.nr, nb);
+    let kdim = g.taps() * g.s.c;
     parts
-        .par_chunks_mut(kdim * o)
+        .par_chunks_mut(kdim * g.s.o)
         .enumerate()
         .for_each(|(chunk, part)| {
             let e0 = chunk * nb;
-            let ne = nb.min(g.s.n - e0);
-            let total = ne * pos;
-            let xc = &x[e0 * c * h * wd..][..ne * c * h * wd];
-            let gyc = &gy[e0 * o * pos..][..ne * o * pos];
-            with_scratch::<T, _>(ne * g.padded_len() + total * nr, |buf| {
-                let (xpad, bpack) = buf.split_at_mut(ne * g.padded_len());
-                g.pad_nhwc(kern.isa, xc, ne, xpad);
-                let mut tile = [T::ZERO; MAX_TILE];
-                let tp = tile.as_mut_ptr();
-                for jp in 0..panels {
-                    let cols = nr.min(kdim - jp * nr);
-                    let offs = &col_offsets[jp * nr..][..cols];
-                    // bpack[position][jj] = im2col(x)[position][jp nr + jj], zero-padded.
-                    let bpack = &mut bpack[..total * nr];
-                    if contiguous[jp] {
-                        gather_runs(kern.isa, xpad, &bases[..total], offs[0], bpack);
-                    } else {
-                        for (dst, &base) in bpack.chunks_exact_mut(nr).zip(&bases[..total]) {
-                            for &(d0, s0, len) in &runs[jp] {
-                                let src = &xpad[base + s0..][..len];
-                                for (d, &v) in dst[d0..d0 + len].iter_mut().zip(src) {
-                                    *d = v;
-                                }
-                            }
-                            dst[cols..].fill(T::ZERO);
-                        }
-                    }
-                    for o0 in (0..o).step_by(mr) {
-                        let valid = mr.min(o - o0);
-                        let mut rows = [gyc.as_ptr(); MAX_MR];
-                        for (i, r) in rows.iter_mut().enumerate().take(mr) {
-                            *r = gyc[(o0 + i.min(valid - 1)) * pos..].as_ptr();
-                        }
-                        let out = if cols == nr {
-                            kern.out_rows(part[o0 * kdim + jp * nr..].as_mut_ptr(), kdim, valid, tp)
-                        } else {
-                            kern.out_rows(tp, nr, mr, tp)
-                        };
-                        let args = TileArgs {
-                            rows,
-                            taps: &example_taps[..ne],
-                            kc: pos,
-                            a_step: 1,
-                            b: bpack.as_ptr(),
-                            b_step: nr,
-                            out,
-                            accumulate: false,
-                        };
-                        // SAFETY: row i reads gy[e][o0 + i][p] of the chunk (offset
-                        // `e o pos + (o0 + i) pos + p`, inside `gyc`); the panel holds `total`
-                        // rows of `nr` values in the same (example, position) order; output rows
-                        // are distinct `nr`-value rows of `part` (whole panel inside it) or the
-                        // tile buffer; the caller checked the ISA.
-                        unsafe { kern.run(&args) };
-                        if cols < nr {
-                            for i in 0..valid {
-                                part[(o0 + i) * kdim + jp * nr..][..cols]
-                                    .copy_from_slice(&tile[i * nr..][..cols]);
-                            }
-                        }
-                    }
-                }
+            plan.run(kern, g, x, gy, e0, nb.min(g.s.n - e0), part);
+        });
+}
+
+/// `|dw_n|^2` for every example `n` (its weight gradient alone), without keeping the
+/// gradients: each is either formed in a per-thread buffer and reduced at once, or, where that
+/// costs more, taken from the two Gram matrices of the example's positions,
+/// `|gy_n^T X_n|^2 = sum_{p, p'} (gy_p . gy_p') (X_p . X_p')` (`X` the im2col rows, `gy_p` the
+/// output gradient at position `p`), which needs `P^2 (o + taps c) / 2` multiply-adds instead
+/// of `P o taps c` for `P` positions.
+pub(super) fn weight_grad_sq_norms<T: Element>(
+    kern: Kernel<T>,
+    g: &Geometry,
+    x: &[T],
+    gy: &[T],
+    out: &mut [T],
+) {
+    let ConvShape { c, h, o, .. } = g.s;
+    let wd = g.s.w;
+    let (pos, kdim) = (g.positions(), g.taps() * c);
+    // The Gram form runs on dot products of short runs, about four times slower per
+    // multiply-add than the GEMM kernel: taken only where it saves more than that.
+    if 4 * pos * (o + kdim) >= 2 * o * kdim {
+        let plan = WeightGradPlan::new(g, kern.nr, 1);
+        out.par_iter_mut().enumerate().for_each(|(e, sq)| {
+            with_scratch::<T, _>(o * kdim, |part| {
+                plan.run(kern, g, x, gy, e, 1, part);
+                *sq = T::dot_slice(kern.isa, part, part);
             });
         });
+        return;
+    }
+    // Kernel rows of `kw c` contiguous values at each position.
+    let run = g.s.kw * c;
+    let row_offsets: Vec<usize> = (0..g.s.kh).map(|p| g.tap_offset(p * g.s.kw)).collect();
+    out.par_iter_mut().enumerate().for_each(|(e, sq)| {
+        let gye = &gy[e * o * pos..][..o * pos];
+        with_scratch::<T, _>(g.padded_len() + pos * o, |buf| {
+            let (xpad, gt) = buf.split_at_mut(g.padded_len());
+            g.pad_nhwc(kern.isa, &x[e * c * h * wd..][..c * h * wd], 1, xpad);
+            // gy as [position][o], so that both Gram entries are dot products of runs.
+            transpose(kern.isa, gye, pos, gt, o, o, pos);
+            let mut total = T::ZERO;
+            for p in 0..pos {
+                let bp = g.row_base(0, p);
+                for q in 0..=p {
+                    let bq = g.row_base(0, q);
+                    let gyy = T::dot_slice(kern.isa, &gt[p * o..][..o], &gt[q * o..][..o]);
+                    let mut xx = T::ZERO;
+                    for &r in &row_offsets {
+                        xx +=
+                            T::dot_slice(kern.isa, &xpad[bp + r..][..run], &xpad[bq + r..][..run]);
+                    }
+                    // Off-diagonal pairs appear twice in the double sum.
+                    let twice = if p == q { T::ONE } else { T::ONE + T::ONE };
+                    total += twice * gyy * xx;
+                }
+            }
+            *sq = total;
+        });
+    });
 }
 
 /// Reorders an `o x (tap, c)` weight gradient into the weight layout `[o][c][tap]`.
