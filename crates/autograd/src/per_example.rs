@@ -24,9 +24,12 @@
 //! - [`PerExample::Dot`]: `<G_n, R> = <gy_n, conv(x_n; R)>` (for `conv2d`, `conv2d(x_n, R)`;
 //!   for `conv_transpose2d`, `conv_transpose2d(x_n, R)`, no bias): one extra forward of the layer
 //!   with weights `R`, then `N` dot products; memory `|y|`. No per-example gradient is formed.
-//! - [`PerExample::SqNorm`]: `|G_n|^2` needs each `G_n`: the cost and memory of `Full` (all
-//!   `N` gradients come from one call of the batched per-example kernel, parallel over the
-//!   batch, then are reduced to their norms).
+//! - [`PerExample::SqNorm`]: `|G_n|^2`. For a weight with one use, from
+//!   `conv2d_weight_grad_sq_norms`: each `G_n` formed in a per-thread buffer and reduced at
+//!   once (the multiply-adds of one batched weight gradient, memory `|W|` per thread), or, for
+//!   layers with few output positions and many weights, from the Gram matrices of the
+//!   example's positions (fewer multiply-adds still). Otherwise (a bias, several uses) all
+//!   `N` gradients are formed, as for `Full`, and reduced.
 //! - [`PerExample::DotAndSqNorm`]: both of the above.
 
 use core_tensor::conv::{self as kernels};
@@ -203,8 +206,14 @@ pub fn per_example<'t, T: Element>(
                         }
                         (_, ConvOp::Conv2dWeightGrad { .. }) => unreachable!("checked above"),
                     };
-                    for (i, d) in dots.iter_mut().enumerate() {
-                        *d += example(&gy, i).dot(&example(&z, i))? * factor;
+                    let isa = core_tensor::Isa::detect();
+                    let per = gy.len() / n.max(1);
+                    for (d, (g, z)) in dots.iter_mut().zip(
+                        gy.data()
+                            .chunks(per.max(1))
+                            .zip(z.data().chunks(per.max(1))),
+                    ) {
+                        *d += T::dot_slice(isa, g, z) * factor;
                     }
                 }
                 Some(dots)
@@ -212,7 +221,32 @@ pub fn per_example<'t, T: Element>(
         };
         // Full gradients and norms: each example's gradient, summed over the parameter's uses.
         let (mut full, mut sq_norm) = (None, None);
-        if want_full || want_norm {
+        // A weight with one use and no full gradients asked for: the norms straight from the
+        // kernel, no `[n, ...shape]` tensor.
+        if let (false, true, [(node, conv, Role::Weight)]) = (want_full, want_norm, &uses[k][..]) {
+            let norms = match gy_of(*node) {
+                None => vec![T::ZERO; n],
+                Some(gy) => match conv {
+                    ConvOp::Conv2d { x, spec, .. } => kernels::conv2d_weight_grad_sq_norms(
+                        &tape.value(*x),
+                        &gy,
+                        [shape[2], shape[3]],
+                        *spec,
+                    )?,
+                    ConvOp::ConvTranspose2d { x, spec, .. } => {
+                        kernels::conv2d_weight_grad_sq_norms(
+                            &gy,
+                            &tape.value(*x),
+                            [shape[2], shape[3]],
+                            spec.forward(),
+                        )?
+                    }
+                    ConvOp::Conv2dWeightGrad { .. } => unreachable!("checked above"),
+                },
+            };
+            let f2 = factor * factor;
+            sq_norm = Some(norms.into_iter().map(|v| v * f2).collect());
+        } else if want_full || want_norm {
             // Every example's gradient at once, `[n, ...shape]`, from the batched per-example
             // kernel (parallel over the batch), summed over the parameter's uses.
             let mut all: Option<Tensor<T>> = None;
