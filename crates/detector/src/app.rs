@@ -35,7 +35,10 @@ pub fn run(cli: Cli) -> Result<()> {
             .map_err(|e| Error::invalid("--threads", e.to_string()))?;
     }
     let quiet = cli.global.quiet;
-    match cli.command {
+    // The command runs on a worker of the thread pool: each parallel kernel then starts on the
+    // calling thread at once and the other workers steal from it, instead of every kernel being
+    // handed to sleeping workers while the main thread waits.
+    rayon::scope(move |_| match cli.command {
         Command::Demo(a) => demo(a, quiet),
         Command::Train(a) => train_cmd(a, quiet),
         Command::Score(a) => score_cmd(a),
@@ -43,7 +46,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Protocol(a) => protocol_cmd(a, quiet),
         Command::Export(a) => export_cmd(a),
         Command::Bench(a) => bench_cmd(a),
-    }
+    })
 }
 
 /// Progress on stderr: a bar over each epoch's batches, a line per epoch, restarts.
