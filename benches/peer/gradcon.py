@@ -269,7 +269,18 @@ def cmd_bench(a):
     t = time.perf_counter()
     score_vmap(model, tr.ref, imgs)
     res["score_vmap_imgs_per_s"] = len(imgs) / (time.perf_counter() - t)
+    # The work both engines are credited with: PyTorch's own FLOP count of one training step
+    # and of scoring one image (forward, backward to the decoder weights).
+    res["train_step_gflop"] = counted_gflop(lambda: tr.step(x))
+    res["score_gflop_per_img"] = counted_gflop(lambda: score_batch_of_one(model, tr.ref, imgs[:1]))
     print(json.dumps(res))
+
+
+def counted_gflop(fn):
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops() / 1e9
 
 
 def train_class(dataset, dir_, c, a, log=sys.stderr):
