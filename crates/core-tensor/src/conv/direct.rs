@@ -227,7 +227,189 @@ pub(super) fn forward<T: Element>(
 }
 
 /// The adjoint of [`forward`] in `x`: `gx = conv2d_input_grad(gy, w) + b[c]`, all NCHW.
+///
+/// Where every kernel extent is a multiple of its stride and the output has enough channels to
+/// fill a tile, as [`adjoint_phased`] (a gather, each output value written once); otherwise
+/// as [`adjoint_scatter`].
 pub(super) fn adjoint<T: Element>(
+    kern: Kernel<T>,
+    g: &Geometry,
+    gy: &[T],
+    w: &[T],
+    bias: Option<&[T]>,
+    gx: &mut [T],
+) {
+    let divisible = g.s.kh.is_multiple_of(g.stride[0]) && g.s.kw.is_multiple_of(g.stride[1]);
+    if divisible && 2 * g.s.c >= kern.nr {
+        adjoint_phased(kern, g, gy, w, bias, gx);
+    } else {
+        adjoint_scatter(kern, g, gy, w, bias, gx);
+    }
+}
+
+/// The adjoint by output phase. Output pixel `Y` (and likewise `X`) receives kernel rows
+/// `p = (Y + pad) mod s + s a`, `a < kh / s`, from output-gradient rows `(Y + pad) div s - a`:
+/// for each of the `s x s` phases, an ordinary stride-1 convolution of the output gradient
+/// with a `kh/s x kw/s` slice of the kernel. Each phase runs as the forward kernel does, rows
+/// pointing into a zero-margined NHWC copy of `gy`, with `(kh/s) (kw/s) o` reduction steps
+/// (not `o`) and every output value written once (no col2im accumulation).
+fn adjoint_phased<T: Element>(
+    kern: Kernel<T>,
+    g: &Geometry,
+    gy: &[T],
+    w: &[T],
+    bias: Option<&[T]>,
+    gx: &mut [T],
+) {
+    let ConvShape {
+        n,
+        c,
+        h,
+        o,
+        kh,
+        kw,
+        ho,
+        wo,
+        ..
+    } = g.s;
+    let wd = g.s.w;
+    let ([sh, sw], [ph, pw]) = (g.stride, g.padding);
+    // Taps of a phase along each axis; the copy of `gy` has `a - 1` zero rows (columns) before
+    // the image and enough after it for the last output pixel's window.
+    let (ah, aw) = (kh / sh, kw / sw);
+    let gh = ah - 1 + ho.max((h - 1 + ph) / sh + 1);
+    let gw = aw - 1 + wo.max((wd - 1 + pw) / sw + 1);
+    let glen = gh * gw * o;
+    let (mr, nr) = (kern.mr, kern.nr);
+    let panels = c.div_ceil(nr);
+    let c_pad = panels * nr;
+    let kdim = ah * aw * o;
+    let pixels = h * wd;
+    // Per phase `(ry, rx)`: its output pixels and the offset of each one's window in the copy.
+    // The window's top-left gradient row is `(Y + pad) div s - (ah - 1)`, which is row
+    // `(Y + pad) div s` of the margined copy.
+    let phases: Vec<Vec<(usize, usize)>> = (0..sh * sw)
+        .map(|phase| {
+            let (ry, rx) = (phase / sw, phase % sw);
+            let mut list = Vec::new();
+            for y in (0..h).filter(|y| (y + ph) % sh == ry) {
+                for x in (0..wd).filter(|x| (x + pw) % sw == rx) {
+                    list.push((y * wd + x, ((y + ph) / sh * gw + (x + pw) / sw) * o));
+                }
+            }
+            list
+        })
+        .collect();
+    let taps: Vec<isize> = (0..ah).map(|a| (a * gw * o) as isize).collect();
+    let nb = batch_chunk(n, pixels);
+    with_scratch::<T, _>(sh * sw * panels * kdim * nr, |wpack| {
+        // Phase `(ry, rx)`, panel `jp`: row `(a', b', oc)` holds, for the panel's output
+        // channels, `w[oc][channel][ry + sh (ah - 1 - a')][rx + sw (aw - 1 - b')]` (window row
+        // `a'` is gradient row `top + a'`, so kernel step `a = ah - 1 - a'`).
+        for (phase, panel) in wpack.chunks_mut(panels * kdim * nr).enumerate() {
+            let (ry, rx) = (phase / sw, phase % sw);
+            for (jp, block) in panel.chunks_mut(kdim * nr).enumerate() {
+                for (r, row) in block.chunks_mut(nr).enumerate() {
+                    let (a, b, oc) = (r / (aw * o), r / o % aw, r % o);
+                    let (p, q) = (ry + sh * (ah - 1 - a), rx + sw * (aw - 1 - b));
+                    for (jj, v) in row.iter_mut().enumerate() {
+                        let ch = jp * nr + jj;
+                        *v = if ch < c {
+                            w[((oc * c + ch) * kh + p) * kw + q]
+                        } else {
+                            T::ZERO
+                        };
+                    }
+                }
+            }
+        }
+        let wpack = &*wpack;
+        gx.par_chunks_mut(nb * c * pixels)
+            .enumerate()
+            .for_each(|(chunk, gxc)| {
+                let ne = gxc.len() / (c * pixels);
+                let gyc = &gy[chunk * nb * o * ho * wo..][..ne * o * ho * wo];
+                with_scratch::<T, _>(ne * glen + ne * pixels * c_pad, |buf| {
+                    let (gpad, ypos) = buf.split_at_mut(ne * glen);
+                    gpad.fill(T::ZERO);
+                    for e in 0..ne {
+                        for i in 0..ho {
+                            let dst = &mut gpad[e * glen + ((i + ah - 1) * gw + aw - 1) * o..];
+                            let src = &gyc[e * o * ho * wo + i * wo..];
+                            transpose(kern.isa, src, ho * wo, dst, o, o, wo);
+                        }
+                    }
+                    let mut tile = [T::ZERO; MAX_TILE];
+                    let tp = tile.as_mut_ptr();
+                    for (phase, list) in phases.iter().enumerate() {
+                        let total = ne * list.len();
+                        for p0 in (0..total).step_by(mr) {
+                            let valid = mr.min(total - p0);
+                            // (example, pixel index, window offset) of each tile row.
+                            let at = |i: usize| {
+                                let idx = (p0 + i).min(total - 1);
+                                let (e, k) = (idx / list.len(), idx % list.len());
+                                (e, list[k].0, e * glen + list[k].1)
+                            };
+                            let rows = std::array::from_fn(|i| gpad.as_ptr().wrapping_add(at(i).2));
+                            for jp in 0..panels {
+                                let yp = ypos.as_mut_ptr();
+                                let out = std::array::from_fn(|i| {
+                                    if i < valid {
+                                        let (e, pix, _) = at(i);
+                                        yp.wrapping_add((e * pixels + pix) * c_pad + jp * nr)
+                                    } else {
+                                        tp
+                                    }
+                                });
+                                let args = TileArgs {
+                                    rows,
+                                    taps: &taps,
+                                    kc: aw * o,
+                                    a_step: 1,
+                                    b: wpack[(phase * panels + jp) * kdim * nr..].as_ptr(),
+                                    b_step: nr,
+                                    out,
+                                    accumulate: false,
+                                };
+                                // SAFETY: each row points at a window's top-left value in `gpad`;
+                                // its `ah` rows of `aw o` values lie inside the example's margined
+                                // copy (`gh`, `gw` cover the last pixel's window); the panel holds
+                                // `kdim` rows of `nr` values; output row i is the `nr` values of
+                                // panel jp at a distinct pixel of `ypos` (pixels of one phase are
+                                // distinct) or the tile buffer; the caller checked the ISA.
+                                unsafe { kern.run(&args) };
+                            }
+                        }
+                    }
+                    // ypos is [pixel][channel]: transpose each example to NCHW, add the bias.
+                    for e in 0..ne {
+                        let ge = &mut gxc[e * c * pixels..][..c * pixels];
+                        transpose(
+                            kern.isa,
+                            &ypos[e * pixels * c_pad..],
+                            c_pad,
+                            ge,
+                            pixels,
+                            pixels,
+                            c,
+                        );
+                        if let Some(b) = bias {
+                            for (plane, &bv) in ge.chunks_mut(pixels).zip(b) {
+                                for v in plane {
+                                    *v += bv;
+                                }
+                            }
+                        }
+                    }
+                });
+            });
+    });
+}
+
+/// The adjoint as a GEMM over output-gradient positions whose columns, `(tap, channel)` pairs,
+/// are added back into a padded NHWC image (col2im).
+fn adjoint_scatter<T: Element>(
     kern: Kernel<T>,
     g: &Geometry,
     gy: &[T],
