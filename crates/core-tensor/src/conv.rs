@@ -408,10 +408,11 @@ pub fn conv2d_weight_grad_on<T: Element>(
     })?;
     let s = g.s;
     let mut dw = Tensor::zeros(&[s.o, s.c, s.kh, s.kw]);
-    let len = dw.len();
     if parts.is_empty() {
         return Ok(dw);
     }
+    let kern = Kernel::for_isa(isa);
+    let len = direct::weight_grad_part_len(kern, &g);
     let mut parts = parts;
     let (sum, rest) = parts.split_at_mut(len);
     for part in rest.chunks(len) {
@@ -419,7 +420,7 @@ pub fn conv2d_weight_grad_on<T: Element>(
             *a += p;
         }
     }
-    direct::to_weight_layout(isa, &g, sum, dw.data_mut());
+    direct::to_weight_layout(kern, &g, sum, dw.data_mut());
     crate::pool::recycle(parts);
     Ok(dw)
 }
@@ -443,21 +444,15 @@ fn weight_grad_parts<T: Element>(
         stride: spec.stride,
         padding: spec.padding,
     };
-    let len = s.o * s.c * s.kh * s.kw;
-    if len == 0 || s.n == 0 {
+    if s.o * s.c * s.kh * s.kw == 0 || s.n == 0 {
         return Ok((g, Vec::new()));
     }
     let nb = chunk(&s);
+    let kern = Kernel::for_isa(isa);
     // Every value is written by the kernel (each chunk's partial in whole).
+    let len = direct::weight_grad_part_len(kern, &g);
     let mut parts = crate::pool::for_overwrite(s.n.div_ceil(nb) * len);
-    direct::weight_grad_chunks(
-        Kernel::for_isa(isa),
-        &g,
-        x.data(),
-        gy.data(),
-        nb,
-        &mut parts,
-    );
+    direct::weight_grad_chunks(kern, &g, x.data(), gy.data(), nb, &mut parts);
     Ok((g, parts))
 }
 
@@ -488,11 +483,12 @@ pub fn conv2d_weight_grad_per_example_on<T: Element>(
     let s = g.s;
     let mut dw = Tensor::for_overwrite(&[s.n, s.o, s.c, s.kh, s.kw]);
     let len = s.o * s.c * s.kh * s.kw;
-    for (part, out) in parts
-        .chunks(len.max(1))
-        .zip(dw.data_mut().chunks_mut(len.max(1)))
-    {
-        direct::to_weight_layout(isa, &g, part, out);
+    if !parts.is_empty() {
+        let kern = Kernel::for_isa(isa.checked()?);
+        let part_len = direct::weight_grad_part_len(kern, &g);
+        for (part, out) in parts.chunks(part_len).zip(dw.data_mut().chunks_mut(len)) {
+            direct::to_weight_layout(kern, &g, part, out);
+        }
     }
     crate::pool::recycle(parts);
     Ok(dw)

@@ -6,19 +6,23 @@
 //! `(i s + p, j s + q)`, so the microkernel reads it in place ([`TileArgs`] row pointers plus
 //! per-tap offsets) and no im2col matrix is built:
 //! - forward: `y[pos, o] = sum_{tap, c} xpad[pos + tap, c] w[o, c, tap]` (rows = positions);
-//! - adjoint (input gradient, transposed convolution):
-//!   `xpad[pos + tap, c] += sum_o gy[pos, o] w[o, c, tap]`, the tile's columns being `(tap, c)`
-//!   pairs scattered back (col2im) as contiguous channel runs;
-//! - weight gradient: `dw[o, (tap, c)] = sum_pos gy[o, pos] xpad[pos + tap, c]`, rows `o` read
-//!   from `gy` as stored, the im2col columns gathered one `NR`-wide panel at a time, reduced over
-//!   the positions of the chunk (per-chunk partial sums are added in chunk order by the caller).
+//! - adjoint (input gradient, transposed convolution), where the kernel extents are multiples
+//!   of the stride: by output phase, `s x s` stride-1 convolutions of a zero-margined NHWC copy
+//!   of `gy` with slices of the kernel, each output value written once ([`adjoint_phased`]);
+//!   otherwise `xpad[pos + tap, c] += sum_o gy[pos, o] w[o, c, tap]`, the tile's columns being
+//!   `(tap, c)` pairs scattered back (col2im) as contiguous channel runs;
+//! - weight gradient, transposed: `dw[(tap, c), o] = sum_pos xpad[pos + tap, c] gy[pos, o]`,
+//!   the rows im2col columns read in place (the reduction runs over output rows as taps, along
+//!   a row with step `s c`), the columns output channels of a `[position][o]` copy of `gy`,
+//!   reduced over the positions of the chunk (per-chunk partial sums are added in chunk order
+//!   by the caller).
 //!
 //! Chunks are fixed by the shapes alone ([`batch_chunk`], [`weight_grad_chunk`]), never by the
 //! thread count.
 
 use rayon::prelude::*;
 
-use super::transpose::{gather_runs, transpose};
+use super::transpose::transpose;
 use crate::conv::ConvShape;
 use crate::gemm::kernels::{Kernel, TileArgs, MAX_MR, MAX_TILE};
 use crate::gemm::with_scratch;
@@ -552,64 +556,41 @@ fn adjoint_scatter<T: Element>(
     });
 }
 
-/// What every chunk of a weight-gradient computation shares: where each im2col column sits in
-/// a padded image, how a panel's columns group into contiguous runs, and where each position's
-/// top-left pixel is.
+/// What every chunk of a weight-gradient computation shares: where each im2col column starts
+/// in a padded image, and the offsets of the output rows of each example.
+///
+/// The gradient is formed transposed, `part[q][oc] = sum_pos X[pos][q] gy[oc][pos]`
+/// (`q = tap c + channel`, rows `o_pad` apart): the tile's rows are im2col columns read in
+/// place from the padded NHWC images (column `q` at position `(i, j)` is at
+/// `column_offset(q) + (i s wp + j s) c`, so the reduction runs over output rows as taps and
+/// along an output row with step `s c`), and its columns are output channels from a
+/// `[position][o_pad]` copy of `gy`. Nothing of the size of the im2col matrix is packed.
 struct WeightGradPlan {
-    col_offsets: Vec<usize>,
-    /// Whether panel `jp` is `NR` columns of one contiguous channel run.
-    contiguous: Vec<bool>,
-    /// Each panel's columns as maximal contiguous runs `(column, offset, length)` (for small
-    /// `c`, one kernel row of `kw c` values is a run).
-    runs: Vec<Vec<(usize, usize, usize)>>,
-    /// Top-left pixel of every position of a full chunk, relative to its first image.
-    bases: Vec<usize>,
-    /// Offset of each example's output gradient in a chunk.
-    example_taps: Vec<isize>,
+    /// Output channels rounded up to whole panels: the row stride of a part.
+    o_pad: usize,
+    /// Offset of every example's every output row, `e plen + i s wp c`, in a chunk.
+    row_taps: Vec<isize>,
 }
 
 impl WeightGradPlan {
     /// The plan for chunks of at most `nb` examples and panels of `nr` columns.
     fn new(g: &Geometry, nr: usize, nb: usize) -> Self {
-        let kdim = g.taps() * g.s.c;
-        let panels = kdim.div_ceil(nr);
-        let col_offsets: Vec<usize> = (0..kdim).map(|q| g.column_offset(q)).collect();
-        let contiguous = (0..panels)
-            .map(|jp| {
-                let cols = &col_offsets[jp * nr..kdim.min((jp + 1) * nr)];
-                cols.len() == nr
-                    && cols
-                        .iter()
-                        .enumerate()
-                        .all(|(jj, &off)| off == cols[0] + jj)
-            })
-            .collect();
-        let runs = (0..panels)
-            .map(|jp| {
-                let offs = &col_offsets[jp * nr..kdim.min((jp + 1) * nr)];
-                let mut runs: Vec<(usize, usize, usize)> = Vec::new();
-                for (jj, &off) in offs.iter().enumerate() {
-                    match runs.last_mut() {
-                        Some((d0, s0, len)) if *d0 + *len == jj && *s0 + *len == off => *len += 1,
-                        _ => runs.push((jj, off, 1)),
-                    }
-                }
-                runs
-            })
-            .collect();
-        let pos = g.positions();
+        let (ho, c) = (g.s.ho, g.s.c);
         Self {
-            col_offsets,
-            contiguous,
-            runs,
-            bases: (0..nb * pos)
-                .map(|p| g.row_base(p / pos, p % pos))
+            o_pad: g.s.o.div_ceil(nr) * nr,
+            row_taps: (0..nb * ho)
+                .map(|t| ((t / ho) * g.padded_len() + (t % ho) * g.stride[0] * g.wp() * c) as isize)
                 .collect(),
-            example_taps: (0..nb).map(|e| (e * g.s.o * pos) as isize).collect(),
         }
     }
 
-    /// `part = dw[o, (tap, c)]` summed over examples `e0..e0 + ne` (at most the plan's `nb`).
+    /// Values of one part: `taps c` rows of `o_pad`.
+    fn part_len(&self, g: &Geometry) -> usize {
+        g.taps() * g.s.c * self.o_pad
+    }
+
+    /// `part[q][oc]` summed over examples `e0..e0 + ne` (at most the plan's `nb`); the columns
+    /// from `o` to `o_pad` are left unspecified.
     #[allow(clippy::too_many_arguments)]
     fn run<T: Element>(
         &self,
@@ -621,83 +602,66 @@ impl WeightGradPlan {
         ne: usize,
         part: &mut [T],
     ) {
-        let ConvShape { c, h, o, .. } = g.s;
+        let ConvShape { c, h, o, wo, .. } = g.s;
         let wd = g.s.w;
-        let (mr, nr) = (kern.mr, kern.nr);
+        let (mr, nr, o_pad) = (kern.mr, kern.nr, self.o_pad);
         let pos = g.positions();
         let kdim = g.taps() * c;
-        let panels = kdim.div_ceil(nr);
         let total = ne * pos;
         let xc = &x[e0 * c * h * wd..][..ne * c * h * wd];
         let gyc = &gy[e0 * o * pos..][..ne * o * pos];
-        with_scratch::<T, _>(ne * g.padded_len() + total * nr, |buf| {
-            let (xpad, bpack) = buf.split_at_mut(ne * g.padded_len());
+        let plen = g.padded_len();
+        with_scratch::<T, _>(ne * plen + total * o_pad, |buf| {
+            let (xpad, gyt) = buf.split_at_mut(ne * plen);
             g.pad_nhwc(kern.isa, xc, ne, xpad);
-            let mut tile = [T::ZERO; MAX_TILE];
-            let tp = tile.as_mut_ptr();
-            for jp in 0..panels {
-                let cols = nr.min(kdim - jp * nr);
-                let offs = &self.col_offsets[jp * nr..][..cols];
-                // bpack[position][jj] = im2col(x)[position][jp nr + jj], zero-padded.
-                let bpack = &mut bpack[..total * nr];
-                if self.contiguous[jp] {
-                    gather_runs(kern.isa, xpad, &self.bases[..total], offs[0], bpack);
-                } else {
-                    for (dst, &base) in bpack.chunks_exact_mut(nr).zip(&self.bases[..total]) {
-                        for &(d0, s0, len) in &self.runs[jp] {
-                            let src = &xpad[base + s0..][..len];
-                            for (d, &v) in dst[d0..d0 + len].iter_mut().zip(src) {
-                                *d = v;
-                            }
-                        }
-                        dst[cols..].fill(T::ZERO);
+            // gy as [position][o_pad], the padding columns zero.
+            for e in 0..ne {
+                let dst = &mut gyt[e * pos * o_pad..][..pos * o_pad];
+                transpose(kern.isa, &gyc[e * o * pos..], pos, dst, o_pad, o, pos);
+                if o < o_pad {
+                    for row in dst.chunks_exact_mut(o_pad) {
+                        row[o..].fill(T::ZERO);
                     }
                 }
-                for o0 in (0..o).step_by(mr) {
-                    let valid = mr.min(o - o0);
-                    let mut rows = [gyc.as_ptr(); MAX_MR];
-                    for (i, r) in rows.iter_mut().enumerate().take(mr) {
-                        *r = gyc[(o0 + i.min(valid - 1)) * pos..].as_ptr();
-                    }
-                    let out = if cols == nr {
-                        kern.out_rows(part[o0 * kdim + jp * nr..].as_mut_ptr(), kdim, valid, tp)
-                    } else {
-                        kern.out_rows(tp, nr, mr, tp)
-                    };
+            }
+            let mut tile = [T::ZERO; MAX_TILE];
+            let tp = tile.as_mut_ptr();
+            let taps = &self.row_taps[..ne * g.s.ho];
+            for jp in 0..o_pad / nr {
+                for q0 in (0..kdim).step_by(mr) {
+                    let valid = mr.min(kdim - q0);
+                    let rows = std::array::from_fn(|i| {
+                        xpad.as_ptr()
+                            .wrapping_add(g.column_offset((q0 + i).min(kdim - 1)))
+                    });
+                    let out =
+                        kern.out_rows(part[q0 * o_pad + jp * nr..].as_mut_ptr(), o_pad, valid, tp);
                     let args = TileArgs {
                         rows,
-                        taps: &self.example_taps[..ne],
-                        kc: pos,
-                        a_step: 1,
-                        b: bpack.as_ptr(),
-                        b_step: nr,
+                        taps,
+                        kc: wo,
+                        a_step: g.stride[1] * c,
+                        b: gyt[jp * nr..].as_ptr(),
+                        b_step: o_pad,
                         out,
                         accumulate: false,
                     };
-                    // SAFETY: row i reads gy[e][o0 + i][p] of the chunk (offset
-                    // `e o pos + (o0 + i) pos + p`, inside `gyc`); the panel holds `total`
-                    // rows of `nr` values in the same (example, position) order; output rows
-                    // are distinct `nr`-value rows of `part` (whole panel inside it) or the
-                    // tile buffer; the caller checked the ISA.
+                    // SAFETY: row i reads column `q0 + i` of the im2col matrix at every position
+                    // of the chunk: `column_offset + e plen + i s wp c + j s c`, inside example
+                    // e's padded image (the output size keeps every window inside it); the
+                    // panel's `ne ho wo` rows of `nr` values are `o_pad` apart in `gyt`, in the
+                    // same (example, row, column) order; output rows are distinct `nr`-value
+                    // runs of `part` or the tile buffer; the caller checked the ISA.
                     unsafe { kern.run(&args) };
-                    if cols < nr {
-                        for i in 0..valid {
-                            part[(o0 + i) * kdim + jp * nr..][..cols]
-                                .copy_from_slice(&tile[i * nr..][..cols]);
-                        }
-                    }
                 }
             }
         });
     }
 }
 
-/// Weight gradients of chunks of `nb` examples: `parts[chunk]` is `dw[o, (tap, c)]` summed over
-/// the chunk's examples (row-major `o x (taps c)`).
-///
-/// The left operand is `gy` as stored (row `o` of an example is contiguous over positions; each
-/// example is one tap), the right one the im2col matrix, packed one `NR`-column panel at a time
-/// from the padded NHWC images (contiguous channel runs).
+/// Weight gradients of chunks of `nb` examples: `parts[chunk]` is the transposed gradient
+/// `[(tap, c)][o_pad]` summed over the chunk's examples ([`weight_grad_part_len`] values; see
+/// `WeightGradPlan` for how it is formed, [`to_weight_layout`] for the weight layout).
 pub(super) fn weight_grad_chunks<T: Element>(
     kern: Kernel<T>,
     g: &Geometry,
@@ -707,14 +671,18 @@ pub(super) fn weight_grad_chunks<T: Element>(
     parts: &mut [T],
 ) {
     let plan = WeightGradPlan::new(g, kern.nr, nb);
-    let kdim = g.taps() * g.s.c;
     parts
-        .par_chunks_mut(kdim * g.s.o)
+        .par_chunks_mut(plan.part_len(g))
         .enumerate()
         .for_each(|(chunk, part)| {
             let e0 = chunk * nb;
             plan.run(kern, g, x, gy, e0, nb.min(g.s.n - e0), part);
         });
+}
+
+/// Values of one chunk's partial weight gradient on kernel `kern` (see [`weight_grad_chunks`]).
+pub(super) fn weight_grad_part_len<T: Element>(kern: Kernel<T>, g: &Geometry) -> usize {
+    WeightGradPlan::new(g, kern.nr, 0).part_len(g)
 }
 
 /// `|dw_n|^2` for every example `n` (its weight gradient alone), without keeping the
@@ -738,9 +706,15 @@ pub(super) fn weight_grad_sq_norms<T: Element>(
     if 4 * pos * (o + kdim) >= 2 * o * kdim {
         let plan = WeightGradPlan::new(g, kern.nr, 1);
         out.par_iter_mut().enumerate().for_each(|(e, sq)| {
-            with_scratch::<T, _>(o * kdim, |part| {
+            with_scratch::<T, _>(plan.part_len(g), |part| {
                 plan.run(kern, g, x, gy, e, 1, part);
-                *sq = T::dot_slice(kern.isa, part, part);
+                *sq = if o == plan.o_pad {
+                    T::dot_slice(kern.isa, part, part)
+                } else {
+                    part.chunks_exact(plan.o_pad)
+                        .map(|row| T::dot_slice(kern.isa, &row[..o], &row[..o]))
+                        .fold(T::ZERO, |a, b| a + b)
+                };
             });
         });
         return;
@@ -776,10 +750,25 @@ pub(super) fn weight_grad_sq_norms<T: Element>(
     });
 }
 
-/// Reorders an `o x (tap, c)` weight gradient into the weight layout `[o][c][tap]`.
-pub(super) fn to_weight_layout<T: Element>(isa: Isa, g: &Geometry, part: &[T], dw: &mut [T]) {
-    let (c, taps) = (g.s.c, g.taps());
-    for (src, dst) in part.chunks(taps * c).zip(dw.chunks_mut(taps * c)) {
-        transpose(isa, src, c, dst, taps, taps, c);
+/// Reorders a transposed weight gradient `[(tap, c)][o_pad]` (a part of kernel `kern`) into
+/// the weight layout `[o][c][tap]`.
+pub(super) fn to_weight_layout<T: Element>(
+    kern: Kernel<T>,
+    g: &Geometry,
+    part: &[T],
+    dw: &mut [T],
+) {
+    let (o, c, taps) = (g.s.o, g.s.c, g.taps());
+    let kdim = taps * c;
+    if kdim == 0 || o == 0 {
+        return;
     }
+    let o_pad = o.div_ceil(kern.nr) * kern.nr;
+    with_scratch::<T, _>(o * kdim, |by_o| {
+        // [(tap, c)][o_pad] -> [o][(tap, c)] -> per o, [tap][c] -> [c][tap].
+        transpose(kern.isa, part, o_pad, by_o, kdim, kdim, o);
+        for (src, dst) in by_o.chunks(kdim).zip(dw.chunks_mut(kdim)) {
+            transpose(kern.isa, src, c, dst, taps, taps, c);
+        }
+    });
 }

@@ -45,47 +45,6 @@ pub(crate) fn transpose<T: Element>(
     portable(src, src_stride, dst, dst_stride, rows, cols, 0, 0);
 }
 
-/// Gathers runs: `dst[r len..(r + 1) len] = src[bases[r] + offset..][..len]` with
-/// `len = dst.len() / bases.len()` (the im2col packing of one panel); AVX moves for `f32` on the
-/// SIMD paths.
-///
-/// # Panics
-/// If a run reaches past `src`, or `dst` is not `bases.len()` runs long.
-pub(crate) fn gather_runs<T: Element>(
-    isa: Isa,
-    src: &[T],
-    bases: &[usize],
-    offset: usize,
-    dst: &mut [T],
-) {
-    if bases.is_empty() {
-        return;
-    }
-    let len = dst.len() / bases.len();
-    assert_eq!(
-        len * bases.len(),
-        dst.len(),
-        "gather_runs: ragged destination"
-    );
-    let last = bases.iter().max().copied().unwrap_or(0) + offset + len;
-    assert!(
-        last <= src.len(),
-        "gather_runs: a run reaches past the source"
-    );
-    #[cfg(target_arch = "x86_64")]
-    if TypeId::of::<T>() == TypeId::of::<f32>() && isa != Isa::Scalar && isa.is_supported() {
-        let src: &[f32] = bytemuck::cast_slice(src);
-        let dst: &mut [f32] = bytemuck::cast_slice_mut(dst);
-        // SAFETY: AVX2 is available (checked above); the asserts show every run is inside both.
-        unsafe { x86::gather_runs_avx(src, bases, offset, len, dst) };
-        return;
-    }
-    let _ = isa;
-    for (run, &base) in dst.chunks_exact_mut(len).zip(bases) {
-        run.copy_from_slice(&src[base + offset..][..len]);
-    }
-}
-
 /// The blocked loops over rows `i0..` and columns `j0..`.
 #[inline(always)]
 fn portable<T: Copy>(
@@ -152,34 +111,6 @@ mod x86 {
                         dst_stride,
                     )
                 };
-            }
-        }
-    }
-
-    /// # Safety
-    /// The CPU must support AVX2; `dst` must hold `bases.len() len` values and every
-    /// `bases[r] + offset + len` must be at most `src.len()`.
-    #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn gather_runs_avx(
-        src: &[f32],
-        bases: &[usize],
-        offset: usize,
-        len: usize,
-        dst: &mut [f32],
-    ) {
-        let n8 = len / 8 * 8;
-        for (r, &base) in bases.iter().enumerate() {
-            let (s, d) = (base + offset, r * len);
-            for i in (0..n8).step_by(8) {
-                // SAFETY: s + i + 8 <= s + len <= src.len() and d + i + 8 <= dst.len().
-                unsafe {
-                    let v = _mm256_loadu_ps(src.as_ptr().add(s + i));
-                    _mm256_storeu_ps(dst.as_mut_ptr().add(d + i), v);
-                }
-            }
-            // The tail of the run (short: no library call).
-            for (o, &v) in dst[d + n8..d + len].iter_mut().zip(&src[s + n8..s + len]) {
-                *o = v;
             }
         }
     }
