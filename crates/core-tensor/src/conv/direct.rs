@@ -24,7 +24,7 @@ use rayon::prelude::*;
 
 use super::transpose::transpose;
 use crate::conv::ConvShape;
-use crate::gemm::kernels::{Kernel, TileArgs, MAX_MR, MAX_TILE};
+use crate::gemm::kernels::{Kernel, TileArgs, MAX_TILE};
 use crate::gemm::with_scratch;
 use crate::{Element, Isa};
 
@@ -108,29 +108,6 @@ pub(super) fn weight_grad_chunk(n: usize, positions: usize) -> usize {
         .clamp(1, (n / 4).max(1))
 }
 
-/// Row pointers of the tile of positions `p0..p0+mr` (past `total`, the last valid one repeats).
-fn position_rows<T>(
-    g: &Geometry,
-    base: *const T,
-    p0: usize,
-    total: usize,
-    mr: usize,
-    row_len: Option<usize>,
-) -> [*const T; MAX_MR] {
-    let pos = g.positions();
-    let mut rows = [base; MAX_MR];
-    for (i, r) in rows.iter_mut().enumerate().take(mr) {
-        let p = (p0 + i).min(total - 1);
-        let off = match row_len {
-            // Rows of a dense [position][row_len] matrix.
-            Some(len) => p * len,
-            None => g.row_base(p / pos, p % pos),
-        };
-        *r = base.wrapping_add(off);
-    }
-    rows
-}
-
 /// Packs `w[o][c][tap]` into `NR`-column panels of the `(tap, c) x o` matrix.
 fn pack_forward_weights<T: Element>(g: &Geometry, nr: usize, w: &[T], out: &mut [T]) {
     let (o, c, taps) = (g.s.o, g.s.c, g.taps());
@@ -173,6 +150,10 @@ pub(super) fn forward<T: Element>(
         .map(|p| g.tap_offset(p * g.s.kw) as isize)
         .collect();
     let nb = batch_chunk(n, pos);
+    // Top-left pixel of every position of a full chunk, relative to the chunk's first image.
+    let bases: Vec<usize> = (0..nb * pos)
+        .map(|p| g.row_base(p / pos, p % pos))
+        .collect();
     with_scratch::<T, _>(panels * taps * c * nr, |wpack| {
         pack_forward_weights(g, nr, w, wpack);
         let wpack = &*wpack;
@@ -190,7 +171,9 @@ pub(super) fn forward<T: Element>(
                     let tp = tile.as_mut_ptr();
                     for p0 in (0..total).step_by(mr) {
                         let valid = mr.min(total - p0);
-                        let rows = position_rows(g, xpad.as_ptr(), p0, total, mr, None);
+                        let rows = std::array::from_fn(|i| {
+                            xpad.as_ptr().wrapping_add(bases[(p0 + i).min(total - 1)])
+                        });
                         for jp in 0..panels {
                             let first = ypos[p0 * o_pad + jp * nr..].as_mut_ptr();
                             let args = TileArgs {
@@ -479,7 +462,10 @@ fn adjoint_scatter<T: Element>(
                         // every panel adds to it.
                         for p0 in (0..total).step_by(mr) {
                             let valid = mr.min(total - p0);
-                            let rows = position_rows(g, gn.as_ptr(), p0, total, mr, Some(o));
+                            // Rows of the dense [position][o] matrix (the last one repeats).
+                            let rows = std::array::from_fn(|i| {
+                                gn.as_ptr().wrapping_add((p0 + i).min(total - 1) * o)
+                            });
                             let bases = &bases[p0..p0 + valid];
                             for jp in 0..panels {
                                 let cols = nr.min(kdim - jp * nr);
