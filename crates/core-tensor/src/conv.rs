@@ -13,6 +13,7 @@ use crate::gemm::kernels::Kernel;
 use crate::{Element, Isa, Result, Tensor, TensorError};
 
 mod direct;
+mod narrow;
 mod transpose;
 
 pub(crate) use transpose::transpose as transpose_block;

@@ -57,6 +57,9 @@ pub trait Element:
     fn sum_slice(isa: Isa, a: &[Self]) -> Self;
     /// `sum_i a[i] * b[i]`, in fixed chunks combined in a fixed order.
     fn dot_slice(isa: Isa, a: &[Self], b: &[Self]) -> Self;
+    /// `out[k] += sum_t w_t src[off_t + k]` over the terms `(off_t, w_t)` in order: a sum of
+    /// scaled, shifted copies of `src` (panics if a term reaches past `src`).
+    fn shifted_sum(isa: Isa, terms: &[(usize, Self)], src: &[Self], out: &mut [Self]);
 }
 
 /// Elementwise one-argument operations.
@@ -136,6 +139,9 @@ impl Element for f32 {
     fn dot_slice(isa: Isa, a: &[f32], b: &[f32]) -> f32 {
         simd::dot_f32(isa, a, b)
     }
+    fn shifted_sum(isa: Isa, terms: &[(usize, f32)], src: &[f32], out: &mut [f32]) {
+        simd::shifted_sum_f32(isa, terms, src, out)
+    }
 }
 
 impl Element for f64 {
@@ -160,6 +166,10 @@ impl Element for f64 {
     fn sum_slice(isa: Isa, a: &[f64]) -> f64 {
         isa.record();
         simd::chunked_sum(a, simd::scalar::sum)
+    }
+    fn shifted_sum(isa: Isa, terms: &[(usize, f64)], src: &[f64], out: &mut [f64]) {
+        isa.record();
+        simd::scalar::shifted_sum(terms, src, out)
     }
     fn dot_slice(isa: Isa, a: &[f64], b: &[f64]) -> f64 {
         isa.record();

@@ -215,9 +215,9 @@ pub(super) fn forward<T: Element>(
 
 /// The adjoint of [`forward`] in `x`: `gx = conv2d_input_grad(gy, w) + b[c]`, all NCHW.
 ///
-/// Where every kernel extent is a multiple of its stride and the output has enough channels to
-/// fill a tile, as [`adjoint_phased`] (a gather, each output value written once); otherwise
-/// as [`adjoint_scatter`].
+/// Where every kernel extent is a multiple of its stride, as [`adjoint_phased`] (a gather, each
+/// output value written once) when the output has channels enough to fill half a tile, else
+/// along output rows (`narrow::adjoint`); otherwise as [`adjoint_scatter`].
 pub(super) fn adjoint<T: Element>(
     kern: Kernel<T>,
     g: &Geometry,
@@ -226,11 +226,12 @@ pub(super) fn adjoint<T: Element>(
     bias: Option<&[T]>,
     gx: &mut [T],
 ) {
-    let divisible = g.s.kh.is_multiple_of(g.stride[0]) && g.s.kw.is_multiple_of(g.stride[1]);
-    if divisible && 2 * g.s.c >= kern.nr {
+    if !super::narrow::applies(g) {
+        adjoint_scatter(kern, g, gy, w, bias, gx);
+    } else if 2 * g.s.c >= kern.nr {
         adjoint_phased(kern, g, gy, w, bias, gx);
     } else {
-        adjoint_scatter(kern, g, gy, w, bias, gx);
+        super::narrow::adjoint(kern.isa, g, gy, w, bias, gx);
     }
 }
 

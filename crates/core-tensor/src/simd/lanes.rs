@@ -374,6 +374,58 @@ pub(super) unsafe fn axpy<V: Lanes>(alpha: f32, x: &[f32], y: &mut [f32]) {
     }
 }
 
+/// `out[k] = fma(w_t, src[off_t + k], ...)` summed over the terms `(off_t, w_t)` in order, onto
+/// `out[k]` (a sum of scaled, shifted copies of `src`: a one-dimensional correlation). Four
+/// registers of `out` stay loaded across all the terms.
+///
+/// # Safety
+/// The CPU must support the path's instructions, and `off_t + out.len() <= src.len()` for
+/// every term.
+#[inline(always)]
+pub(super) unsafe fn shifted_sum<V: Lanes>(terms: &[(usize, f32)], src: &[f32], out: &mut [f32]) {
+    const R: usize = 4;
+    let n = out.len();
+    let (sp, op) = (src.as_ptr(), out.as_mut_ptr());
+    let mut k = 0;
+    // SAFETY: `out` accesses lie in `[0, n)`; `src` accesses in `[off, off + n)`, inside `src`
+    // by the caller's guarantee; the CPU support is the caller's guarantee.
+    unsafe {
+        while k + R * V::N <= n {
+            let mut acc: [V; R] = std::array::from_fn(|r| V::load(op.add(k + r * V::N)));
+            for &(off, w) in terms {
+                let (wv, p) = (V::splat(w), sp.add(off + k));
+                for (r, a) in acc.iter_mut().enumerate() {
+                    *a = wv.mul_add(V::load(p.add(r * V::N)), *a);
+                }
+            }
+            for (r, a) in acc.into_iter().enumerate() {
+                a.store(op.add(k + r * V::N));
+            }
+            k += R * V::N;
+        }
+        while k < n {
+            let m = V::N.min(n - k);
+            let load = |p: *const f32| {
+                if m == V::N {
+                    V::load(p)
+                } else {
+                    V::load_part(p, m)
+                }
+            };
+            let mut a = load(op.add(k));
+            for &(off, w) in terms {
+                a = V::splat(w).mul_add(load(sp.add(off + k)), a);
+            }
+            if m == V::N {
+                a.store(op.add(k));
+            } else {
+                a.store_part(op.add(k), m);
+            }
+            k += m;
+        }
+    }
+}
+
 /// Combines the accumulators as a fixed pairwise tree, then the lanes.
 ///
 /// # Safety

@@ -174,6 +174,31 @@ pub(crate) fn axpy_f32(isa: Isa, alpha: f32, x: &[f32], y: &mut [f32]) {
     })
 }
 
+/// `out[k] += sum_t w_t src[off_t + k]` (on the calling thread: the callers are already split
+/// across threads).
+///
+/// # Panics
+/// If a term reaches past `src`.
+pub(crate) fn shifted_sum_f32(isa: Isa, terms: &[(usize, f32)], src: &[f32], out: &mut [f32]) {
+    let reach = terms.iter().map(|t| t.0).max().map_or(0, |m| m + out.len());
+    assert!(
+        reach <= src.len(),
+        "shifted_sum: a term reaches past the source"
+    );
+    enter(isa);
+    match isa {
+        Isa::Scalar => scalar::shifted_sum(terms, src, out),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `enter` checked that the CPU supports AVX2 and FMA; the bounds are asserted.
+        Isa::Avx2 => unsafe { avx2::shifted_sum(terms, src, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `enter` checked that the CPU supports AVX-512F; the bounds are asserted.
+        Isa::Avx512 => unsafe { avx512::shifted_sum(terms, src, out) },
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => unreachable!(),
+    }
+}
+
 pub(crate) fn sum_f32(isa: Isa, a: &[f32]) -> f32 {
     enter(isa);
     chunked_sum(a, |c| match isa {

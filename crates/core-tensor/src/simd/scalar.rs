@@ -74,6 +74,19 @@ pub fn scale<T: Element>(alpha: T, x: &[T], out: &mut [T]) {
     }
 }
 
+/// `out[k] += sum_t w_t src[off_t + k]`, the terms in order.
+///
+/// # Panics
+/// If a term reaches past `src`.
+pub fn shifted_sum<T: Element>(terms: &[(usize, T)], src: &[T], out: &mut [T]) {
+    let n = out.len();
+    for &(off, w) in terms {
+        for (o, &v) in out.iter_mut().zip(&src[off..off + n]) {
+            *o += w * v;
+        }
+    }
+}
+
 pub fn axpy<T: Element>(alpha: T, x: &[T], y: &mut [T]) {
     for (o, &v) in y.iter_mut().zip(x) {
         *o += alpha * v;

@@ -1,0 +1,113 @@
+//! The adjoint (transposed convolution, input gradient) for outputs of a few channels, such as
+//! an autoencoder's last layer back to 1 or 3 image channels.
+//!
+//! The tile kernels vectorise over output channels, which a one- or three-channel output cannot
+//! fill. Here the vectors run over the pixels of an output plane instead, in NCHW, with no
+//! layout copies of the output. For output row `Y` (and likewise along `X`), kernel rows
+//! `p = (Y + pad) mod s + s a` meet output-gradient rows `(Y + pad) div s - a`, `a < kh / s`.
+//! So the pixels of one phase `((Y + pad) mod s, (X + pad) mod s)` of an output plane form a
+//! small image that is a sum of `(kh / s) (kw / s) o` scaled, shifted copies of the gradient
+//! planes; with the planes copied into zero-margined rows of a common width, each copy is one
+//! contiguous run, and the whole sum is one [`Element::shifted_sum`].
+
+use rayon::prelude::*;
+
+use super::direct::Geometry;
+use crate::conv::ConvShape;
+use crate::gemm::with_scratch;
+use crate::{Element, Isa};
+
+/// Whether [`adjoint`] applies: kernel extents multiples of the stride.
+pub(super) fn applies(g: &Geometry) -> bool {
+    g.s.kh.is_multiple_of(g.stride[0]) && g.s.kw.is_multiple_of(g.stride[1])
+}
+
+/// `gx = conv2d_input_grad(gy, w) + b[c]`, all NCHW (the kernel extents must be multiples of
+/// the stride, see [`applies`]).
+pub(super) fn adjoint<T: Element>(
+    isa: Isa,
+    g: &Geometry,
+    gy: &[T],
+    w: &[T],
+    bias: Option<&[T]>,
+    gx: &mut [T],
+) {
+    let ConvShape {
+        c,
+        h,
+        o,
+        kh,
+        kw,
+        ho,
+        wo,
+        ..
+    } = g.s;
+    let wd = g.s.w;
+    let ([sh, sw], [ph, pw]) = (g.stride, g.padding);
+    let (ah, aw) = (kh / sh, kw / sw);
+    // Gradient planes with `ah - 1` zero rows above, `aw - 1` zero columns before, and enough
+    // after for the last pixel's window.
+    let (lead_r, lead_c) = (ah - 1, aw - 1);
+    let gh = lead_r + ho.max((h - 1 + ph) / sh + 1);
+    let gwp = lead_c + wo.max((wd - 1 + pw) / sw + 1);
+    let plane = gh * gwp;
+    // Each phase: first pixel and number of pixels along each axis.
+    let first = |n: usize, pad: usize, s: usize, r: usize| {
+        let x0 = (0..n).find(|x| (x + pad) % s == r)?;
+        Some((x0, (n - x0).div_ceil(s)))
+    };
+    let phases: Vec<[(usize, usize); 2]> = (0..sh)
+        .filter_map(|ry| first(h, ph, sh, ry))
+        .flat_map(|y| (0..sw).filter_map(move |rx| Some([y, first(wd, pw, sw, rx)?])))
+        .collect();
+    let longest = phases
+        .iter()
+        .map(|[(_, ny), (_, nx)]| (ny - 1) * gwp + nx)
+        .max()
+        .unwrap_or(0);
+    gx.par_chunks_mut(c * h * wd)
+        .zip(gy.par_chunks(o * ho * wo))
+        .for_each(|(gxe, gye)| {
+            with_scratch::<T, _>(o * plane + longest, |buf| {
+                let (planes, acc) = buf.split_at_mut(o * plane);
+                planes.fill(T::ZERO);
+                for (dst, src) in planes
+                    .chunks_exact_mut(plane)
+                    .zip(gye.chunks_exact(ho * wo))
+                {
+                    for (i, row) in src.chunks_exact(wo).enumerate() {
+                        dst[(lead_r + i) * gwp + lead_c..][..wo].copy_from_slice(row);
+                    }
+                }
+                let mut terms = Vec::with_capacity(ah * aw * o);
+                for &[(y0, ny), (x0, nx)] in &phases {
+                    let (ry, iy0) = ((y0 + ph) % sh, (y0 + ph) / sh);
+                    let (rx, jx0) = ((x0 + pw) % sw, (x0 + pw) / sw);
+                    // acc[k] is the phase pixel at row k div gwp, column k mod gwp - start.
+                    let start = lead_c + jx0;
+                    let acc = &mut acc[..(ny - 1) * gwp + nx];
+                    for ch in 0..c {
+                        terms.clear();
+                        for a in 0..ah {
+                            for b in 0..aw {
+                                let (p, q) = (ry + sh * a, rx + sw * b);
+                                let shift = (iy0 + lead_r - a) * gwp + start - b;
+                                terms.extend((0..o).map(|oc| {
+                                    (oc * plane + shift, w[((oc * c + ch) * kh + p) * kw + q])
+                                }));
+                            }
+                        }
+                        acc.fill(bias.map_or(T::ZERO, |b| b[ch]));
+                        T::shifted_sum(isa, &terms, planes, acc);
+                        let out = &mut gxe[ch * h * wd..][..h * wd];
+                        for u in 0..ny {
+                            let row = &mut out[(y0 + sh * u) * wd..][..wd];
+                            for (m, &v) in acc[u * gwp..][..nx].iter().enumerate() {
+                                row[x0 + sw * m] = v;
+                            }
+                        }
+                    }
+                }
+            });
+        });
+}
