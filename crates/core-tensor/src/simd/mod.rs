@@ -34,11 +34,12 @@ pub const REDUCE_CHUNK: usize = 4096;
 pub const PAR_REDUCE_MIN: usize = 1 << 19;
 /// Below this many values an elementwise kernel runs on the calling thread only.
 ///
-/// Measured like [`PAR_REDUCE_MIN`]: `exp` on rayon was slower up to `2^18` values and faster
-/// from `2^19` (`0.94` vs `1.17` Gelem/s); `add`, bound by memory once its three arrays leave
-/// L2, tied at `2^18` and `2^19` and won at `2^20`. The first size where parallel maps pay is
-/// `2^19`. On an idle machine the spawn cost is smaller and the crossover lower.
-pub const PAR_MAP_MIN: usize = 1 << 19;
+/// Measured like [`PAR_REDUCE_MIN`]. Under load, `exp` on rayon was slower up to `2^18` values
+/// and faster from `2^19`. With the host quieter (`-- crossover --quick`): `exp` wins from
+/// `2^17` (`3.2` vs `2.5` Gelem/s), `add` (memory-bound) loses at `2^17` (`3.4` vs `5.1`) and
+/// wins from `2^18` (`3.4` vs `2.2`), so parallel maps start at `2^18`; the activations of the
+/// GradCon model's first and last layers (about `4e5` values at batch 64) are above it.
+pub const PAR_MAP_MIN: usize = 1 << 18;
 
 /// Bound on the relative error of `exp` against `f64::exp` for inputs whose result is a normal
 /// f32. Measured over every f32 in `[-87, 88]` (2.2e9 values): AVX2 and AVX-512 `8.906e-8`
