@@ -9,6 +9,8 @@
 //! gradient of `conv_transpose2d` is a `conv2d`; both weight gradients are `conv2d_weight_grad`
 //! (for the transposed convolution with the roles of input and output gradient swapped).
 
+use rayon::prelude::*;
+
 use crate::gemm::kernels::Kernel;
 use crate::{Element, Isa, Result, Tensor, TensorError};
 
@@ -416,11 +418,18 @@ pub fn conv2d_weight_grad_on<T: Element>(
     let len = direct::weight_grad_part_len(kern, &g);
     let mut parts = parts;
     let (sum, rest) = parts.split_at_mut(len);
-    for part in rest.chunks(len) {
-        for (a, &p) in sum.iter_mut().zip(part) {
-            *a += p;
-        }
-    }
+    // Every value adds its partials in chunk order, whichever thread takes its slice.
+    const SLICE: usize = 4096;
+    sum.par_chunks_mut(SLICE)
+        .enumerate()
+        .for_each(|(i, slice)| {
+            for part in rest.chunks(len) {
+                let part = &part[i * SLICE..][..slice.len()];
+                for (a, &p) in slice.iter_mut().zip(part) {
+                    *a += p;
+                }
+            }
+        });
     direct::to_weight_layout(kern, &g, sum, dw.data_mut());
     crate::pool::recycle(parts);
     Ok(dw)
