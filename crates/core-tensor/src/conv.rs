@@ -435,6 +435,25 @@ pub fn conv2d_weight_grad_on<T: Element>(
     Ok(dw)
 }
 
+/// Checks the shapes of a weight gradient and the SIMD path (recording its use).
+fn weight_grad_geometry<T: Element>(
+    isa: Isa,
+    x: &Tensor<T>,
+    gy: &Tensor<T>,
+    kernel_hw: [usize; 2],
+    spec: Conv2dSpec,
+) -> Result<(Geometry, Isa)> {
+    let s = conv2d_weight_grad_shape(x, gy, kernel_hw, spec)?;
+    let isa = isa.checked()?;
+    isa.record();
+    let g = Geometry {
+        s,
+        stride: spec.stride,
+        padding: spec.padding,
+    };
+    Ok((g, isa))
+}
+
 /// Checks the shapes, then runs the weight-gradient kernel over chunks of `chunk(shape)`
 /// examples: one partial `[kernel, o]` gradient per chunk, in chunk order (empty when there
 /// is nothing to compute).
@@ -446,14 +465,8 @@ fn weight_grad_parts<T: Element>(
     spec: Conv2dSpec,
     chunk: impl Fn(&ConvShape) -> usize,
 ) -> Result<(Geometry, Vec<T>)> {
-    let s = conv2d_weight_grad_shape(x, gy, kernel_hw, spec)?;
-    let isa = isa.checked()?;
-    isa.record();
-    let g = Geometry {
-        s,
-        stride: spec.stride,
-        padding: spec.padding,
-    };
+    let (g, isa) = weight_grad_geometry(isa, x, gy, kernel_hw, spec)?;
+    let s = g.s;
     if s.o * s.c * s.kh * s.kw == 0 || s.n == 0 {
         return Ok((g, Vec::new()));
     }
@@ -525,14 +538,8 @@ pub fn conv2d_weight_grad_sq_norms_on<T: Element>(
     kernel_hw: [usize; 2],
     spec: Conv2dSpec,
 ) -> Result<Vec<T>> {
-    let s = conv2d_weight_grad_shape(x, gy, kernel_hw, spec)?;
-    let isa = isa.checked()?;
-    isa.record();
-    let g = Geometry {
-        s,
-        stride: spec.stride,
-        padding: spec.padding,
-    };
+    let (g, isa) = weight_grad_geometry(isa, x, gy, kernel_hw, spec)?;
+    let s = g.s;
     let mut out = vec![T::ZERO; s.n];
     if s.o * s.c * s.kh * s.kw > 0 && s.ho * s.wo > 0 {
         direct::weight_grad_sq_norms(Kernel::for_isa(isa), &g, x.data(), gy.data(), &mut out);

@@ -73,6 +73,21 @@ impl Geometry {
         let (i, j) = (pos / self.s.wo, pos % self.s.wo);
         e * self.padded_len() + (i * self.stride[0] * self.wp() + j * self.stride[1]) * self.s.c
     }
+    /// Kernel taps per output phase along each axis, `[kh / sh, kw / sw]` (the adjoint by
+    /// phase needs the extents to be multiples of the strides).
+    pub(super) fn phase_taps(&self) -> [usize; 2] {
+        [self.s.kh / self.stride[0], self.s.kw / self.stride[1]]
+    }
+    /// Height and width of the output gradient copied with `taps - 1` zero rows (columns)
+    /// before it and enough after it for the window of the adjoint's last output pixel.
+    pub(super) fn margined_gy_hw(&self) -> [usize; 2] {
+        let [ah, aw] = self.phase_taps();
+        let ([sh, sw], [ph, pw]) = (self.stride, self.padding);
+        [
+            ah - 1 + self.s.ho.max((self.s.h - 1 + ph) / sh + 1),
+            aw - 1 + self.s.wo.max((self.s.w - 1 + pw) / sw + 1),
+        ]
+    }
     /// Copies `ne` NCHW images into zero-padded NHWC.
     fn pad_nhwc<T: Element>(&self, isa: Isa, x: &[T], ne: usize, out: &mut [T]) {
         let (c, h, w) = (self.s.c, self.s.h, self.s.w);
@@ -262,11 +277,7 @@ fn adjoint_phased<T: Element>(
     } = g.s;
     let wd = g.s.w;
     let ([sh, sw], [ph, pw]) = (g.stride, g.padding);
-    // Taps of a phase along each axis; the copy of `gy` has `a - 1` zero rows (columns) before
-    // the image and enough after it for the last output pixel's window.
-    let (ah, aw) = (kh / sh, kw / sw);
-    let gh = ah - 1 + ho.max((h - 1 + ph) / sh + 1);
-    let gw = aw - 1 + wo.max((wd - 1 + pw) / sw + 1);
+    let ([ah, aw], [gh, gw]) = (g.phase_taps(), g.margined_gy_hw());
     let glen = gh * gw * o;
     let (mr, nr) = (kern.mr, kern.nr);
     let panels = c.div_ceil(nr);

@@ -44,12 +44,10 @@ pub(super) fn adjoint<T: Element>(
     } = g.s;
     let wd = g.s.w;
     let ([sh, sw], [ph, pw]) = (g.stride, g.padding);
-    let (ah, aw) = (kh / sh, kw / sw);
     // Gradient planes with `ah - 1` zero rows above, `aw - 1` zero columns before, and enough
     // after for the last pixel's window.
+    let ([ah, aw], [gh, gwp]) = (g.phase_taps(), g.margined_gy_hw());
     let (lead_r, lead_c) = (ah - 1, aw - 1);
-    let gh = lead_r + ho.max((h - 1 + ph) / sh + 1);
-    let gwp = lead_c + wo.max((wd - 1 + pw) / sw + 1);
     let plane = gh * gwp;
     // Each phase: first pixel and number of pixels along each axis.
     let first = |n: usize, pad: usize, s: usize, r: usize| {
