@@ -57,9 +57,11 @@ pub trait Element:
     fn sum_slice(isa: Isa, a: &[Self]) -> Self;
     /// `sum_i a[i] * b[i]`, in fixed chunks combined in a fixed order.
     fn dot_slice(isa: Isa, a: &[Self], b: &[Self]) -> Self;
-    /// `out[k] += sum_t w_t src[off_t + k]` over the terms `(off_t, w_t)` in order: a sum of
-    /// scaled, shifted copies of `src` (panics if a term reaches past `src`).
-    fn shifted_sum(isa: Isa, terms: &[(usize, Self)], src: &[Self], out: &mut [Self]);
+    /// Sums of scaled, shifted copies of `src` sharing their shifts:
+    /// `out[j n + i] += sum_t weights[t k + j] src[offsets[t] + i]`, the terms in order, for the
+    /// `k = weights.len() / offsets.len()` outputs of `n = out.len() / k` values (panics if a
+    /// term reaches past `src` or the lengths do not divide so).
+    fn shifted_sum(isa: Isa, offsets: &[usize], weights: &[Self], src: &[Self], out: &mut [Self]);
 }
 
 /// Elementwise one-argument operations.
@@ -139,8 +141,8 @@ impl Element for f32 {
     fn dot_slice(isa: Isa, a: &[f32], b: &[f32]) -> f32 {
         simd::dot_f32(isa, a, b)
     }
-    fn shifted_sum(isa: Isa, terms: &[(usize, f32)], src: &[f32], out: &mut [f32]) {
-        simd::shifted_sum_f32(isa, terms, src, out)
+    fn shifted_sum(isa: Isa, offsets: &[usize], weights: &[f32], src: &[f32], out: &mut [f32]) {
+        simd::shifted_sum_f32(isa, offsets, weights, src, out)
     }
 }
 
@@ -167,9 +169,9 @@ impl Element for f64 {
         isa.record();
         simd::chunked_sum(a, simd::scalar::sum)
     }
-    fn shifted_sum(isa: Isa, terms: &[(usize, f64)], src: &[f64], out: &mut [f64]) {
+    fn shifted_sum(isa: Isa, offsets: &[usize], weights: &[f64], src: &[f64], out: &mut [f64]) {
         isa.record();
-        simd::scalar::shifted_sum(terms, src, out)
+        simd::scalar::shifted_sum(offsets, weights, src, out)
     }
     fn dot_slice(isa: Isa, a: &[f64], b: &[f64]) -> f64 {
         isa.record();

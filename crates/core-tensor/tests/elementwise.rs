@@ -594,30 +594,38 @@ fn unsupported_path_panics_instead_of_running() {
     }
 }
 
-/// One `shifted_sum` case: `len` outputs, terms `(offset, weight)` into a source long enough.
-fn shifted_case() -> impl Strategy<Value = (usize, Vec<(usize, f32)>, u64)> {
-    (
-        0usize..200,
-        proptest::collection::vec((0usize..40, value()), 0..20),
-        any::<u64>(),
-    )
+/// One `shifted_sum` case: `k` outputs of `n` values, terms `(offset, k weights)` into a source
+/// long enough.
+fn shifted_case() -> impl Strategy<Value = (usize, usize, Vec<(usize, Vec<f32>)>, u64)> {
+    (1usize..=6).prop_flat_map(|k| {
+        (
+            Just(k),
+            0usize..200,
+            proptest::collection::vec((0usize..40, proptest::collection::vec(value(), k)), 0..20),
+            any::<u64>(),
+        )
+    })
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
 
-    /// `out[k] += sum_t w_t src[off_t + k]` on every path against the f64 sum, within the
-    /// summation bound (the terms may be fused or not, in order).
+    /// `out[j n + i] += sum_t w[t k + j] src[off_t + i]` on every path against the f64 sum,
+    /// within the summation bound (the terms may be fused or not, in order), for one to six
+    /// outputs (the kernels take them in groups of up to four).
     #[test]
-    fn shifted_sum_matches_f64_on_every_path((len, terms, seed) in shifted_case()) {
-        let reach = terms.iter().map(|t| t.0).max().unwrap_or(0) + len;
+    fn shifted_sum_matches_f64_on_every_path((k, n, terms, seed) in shifted_case()) {
+        let offsets: Vec<usize> = terms.iter().map(|t| t.0).collect();
+        let weights: Vec<f32> = terms.iter().flat_map(|t| t.1.iter().copied()).collect();
+        let reach = offsets.iter().max().unwrap_or(&0) + n;
         let src = random(reach, seed, 2.0);
-        let init = random(len, seed ^ 1, 2.0);
+        let init = random(k * n, seed ^ 1, 2.0);
         for isa in Isa::supported() {
             let mut out = init.clone();
-            f32::shifted_sum(isa, &terms, &src, &mut out);
-            for (k, (&got, &start)) in out.iter().zip(&init).enumerate() {
-                let parts = terms.iter().map(|&(off, w)| w as f64 * src[off + k] as f64);
+            f32::shifted_sum(isa, &offsets, &weights, &src, &mut out);
+            for (idx, (&got, &start)) in out.iter().zip(&init).enumerate() {
+                let (j, i) = (idx / n, idx % n);
+                let parts = terms.iter().map(|(off, w)| w[j] as f64 * src[off + i] as f64);
                 let want = start as f64 + parts.clone().sum::<f64>();
                 let bound = sum_bound(
                     std::iter::once((start as f64).abs()).chain(parts.map(f64::abs)),
@@ -625,7 +633,7 @@ proptest! {
                 );
                 prop_assert!(
                     (got as f64 - want).abs() <= bound,
-                    "{isa}: out[{k}] = {got}, want {want} (bound {bound})"
+                    "{isa}: output {j} value {i} = {got}, want {want} (bound {bound})"
                 );
             }
         }

@@ -63,10 +63,33 @@ pub(super) fn adjoint<T: Element>(
         .map(|[(_, ny), (_, nx)]| (ny - 1) * gwp + nx)
         .max()
         .unwrap_or(0);
+    // Per phase, the terms' shifts into the planes and their weights, `c` per term (one for each
+    // output channel): the same for every example.
+    let terms: Vec<(Vec<usize>, Vec<T>)> = phases
+        .iter()
+        .map(|&[(y0, _), (x0, _)]| {
+            let (ry, iy0) = ((y0 + ph) % sh, (y0 + ph) / sh);
+            let (rx, jx0) = ((x0 + pw) % sw, (x0 + pw) / sw);
+            let (mut offsets, mut weights) = (Vec::new(), Vec::new());
+            for a in 0..ah {
+                for b in 0..aw {
+                    let (p, q) = (ry + sh * a, rx + sw * b);
+                    // acc[k] is the phase pixel at row k div gwp, column k mod gwp - start,
+                    // with start = lead_c + jx0.
+                    let shift = (iy0 + lead_r - a) * gwp + lead_c + jx0 - b;
+                    for oc in 0..o {
+                        offsets.push(oc * plane + shift);
+                        weights.extend((0..c).map(|ch| w[((oc * c + ch) * kh + p) * kw + q]));
+                    }
+                }
+            }
+            (offsets, weights)
+        })
+        .collect();
     gx.par_chunks_mut(c * h * wd)
         .zip(gy.par_chunks(o * ho * wo))
         .for_each(|(gxe, gye)| {
-            with_scratch::<T, _>(o * plane + longest, |buf| {
+            with_scratch::<T, _>(o * plane + c * longest, |buf| {
                 let (planes, acc) = buf.split_at_mut(o * plane);
                 planes.fill(T::ZERO);
                 for (dst, src) in planes
@@ -77,31 +100,20 @@ pub(super) fn adjoint<T: Element>(
                         dst[(lead_r + i) * gwp + lead_c..][..wo].copy_from_slice(row);
                     }
                 }
-                let mut terms = Vec::with_capacity(ah * aw * o);
-                for &[(y0, ny), (x0, nx)] in &phases {
-                    let (ry, iy0) = ((y0 + ph) % sh, (y0 + ph) / sh);
-                    let (rx, jx0) = ((x0 + pw) % sw, (x0 + pw) / sw);
-                    // acc[k] is the phase pixel at row k div gwp, column k mod gwp - start.
-                    let start = lead_c + jx0;
-                    let acc = &mut acc[..(ny - 1) * gwp + nx];
-                    for ch in 0..c {
-                        terms.clear();
-                        for a in 0..ah {
-                            for b in 0..aw {
-                                let (p, q) = (ry + sh * a, rx + sw * b);
-                                let shift = (iy0 + lead_r - a) * gwp + start - b;
-                                terms.extend((0..o).map(|oc| {
-                                    (oc * plane + shift, w[((oc * c + ch) * kh + p) * kw + q])
-                                }));
-                            }
-                        }
-                        acc.fill(bias.map_or(T::ZERO, |b| b[ch]));
-                        T::shifted_sum(isa, &terms, planes, acc);
+                for (&[(y0, ny), (x0, nx)], (offsets, weights)) in phases.iter().zip(&terms) {
+                    // One row of `len` values per output channel, all summed in one call.
+                    let len = (ny - 1) * gwp + nx;
+                    let acc = &mut acc[..c * len];
+                    for (ch, row) in acc.chunks_exact_mut(len).enumerate() {
+                        row.fill(bias.map_or(T::ZERO, |b| b[ch]));
+                    }
+                    T::shifted_sum(isa, offsets, weights, planes, acc);
+                    for (ch, row) in acc.chunks_exact(len).enumerate() {
                         let out = &mut gxe[ch * h * wd..][..h * wd];
                         for u in 0..ny {
-                            let row = &mut out[(y0 + sh * u) * wd..][..wd];
-                            for (m, &v) in acc[u * gwp..][..nx].iter().enumerate() {
-                                row[x0 + sw * m] = v;
+                            let dst = &mut out[(y0 + sh * u) * wd..][..wd];
+                            for (m, &v) in row[u * gwp..][..nx].iter().enumerate() {
+                                dst[x0 + sw * m] = v;
                             }
                         }
                     }

@@ -185,15 +185,15 @@ pub unsafe fn scale(alpha: f32, x: &[f32], out: &mut [f32]) {
     unsafe { lanes::scale::<__m256>(alpha, x, out) }
 }
 
-/// `out[k] += sum_t w_t src[off_t + k]`, see [`lanes::shifted_sum`].
+/// `out[j n + i] += sum_t w[t k + j] src[off_t + i]`, see [`lanes::shifted_sums`].
 ///
 /// # Safety
-/// The CPU must support AVX2 and FMA; `off_t + out.len() <= src.len()` for every term.
+/// The CPU must support AVX2 and FMA; `off_t + n <= src.len()` for every term (`k` outputs of `n` values).
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn shifted_sum(terms: &[(usize, f32)], src: &[f32], out: &mut [f32]) {
+pub unsafe fn shifted_sum(offsets: &[usize], weights: &[f32], src: &[f32], out: &mut [f32]) {
     // SAFETY: this fn's target features are those `__m256`'s `Lanes` methods use; the bounds
     // are the caller's guarantee.
-    unsafe { lanes::shifted_sum::<__m256>(terms, src, out) }
+    unsafe { lanes::shifted_sum::<__m256>(offsets, weights, src, out) }
 }
 
 /// `y[i] = fma(alpha, x[i], y[i])`.

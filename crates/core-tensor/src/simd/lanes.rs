@@ -374,37 +374,52 @@ pub(super) unsafe fn axpy<V: Lanes>(alpha: f32, x: &[f32], y: &mut [f32]) {
     }
 }
 
-/// `out[k] = fma(w_t, src[off_t + k], ...)` summed over the terms `(off_t, w_t)` in order, onto
-/// `out[k]` (a sum of scaled, shifted copies of `src`: a one-dimensional correlation). Four
-/// registers of `out` stay loaded across all the terms.
+/// `K` sums of scaled, shifted copies of `src` (one-dimensional correlations sharing their
+/// shifts): `out[j n + i] = fma(w[t s + j], src[off_t + i], ...)` over the terms `t` in order,
+/// onto `out[j n + i]`, for `j < K`, `i < n`, `s` the weights' stride. Each loaded run of `src`
+/// serves all `K` outputs; `R` registers of each output stay loaded across all the terms.
 ///
 /// # Safety
-/// The CPU must support the path's instructions, and `off_t + out.len() <= src.len()` for
-/// every term.
+/// The CPU must support the path's instructions; `off_t + n <= src.len()` for every term,
+/// `out` holds `K n` values and `weights` `(terms - 1) s + K`.
 #[inline(always)]
-pub(super) unsafe fn shifted_sum<V: Lanes>(terms: &[(usize, f32)], src: &[f32], out: &mut [f32]) {
-    const R: usize = 4;
-    let n = out.len();
-    let (sp, op) = (src.as_ptr(), out.as_mut_ptr());
-    let mut k = 0;
-    // SAFETY: `out` accesses lie in `[0, n)`; `src` accesses in `[off, off + n)`, inside `src`
-    // by the caller's guarantee; the CPU support is the caller's guarantee.
+pub(super) unsafe fn shifted_sums<V: Lanes, const K: usize, const R: usize>(
+    offsets: &[usize],
+    weights: &[f32],
+    stride: usize,
+    src: &[f32],
+    out: &mut [f32],
+    n: usize,
+) {
+    let (sp, op, wp) = (src.as_ptr(), out.as_mut_ptr(), weights.as_ptr());
+    let mut i = 0;
+    // SAFETY: `out` accesses lie in `[j n, j n + n)`, `src` accesses in `[off, off + n)` and
+    // weight reads below `(terms - 1) s + K`, inside the slices by the caller's guarantee; the
+    // CPU support is the caller's guarantee.
     unsafe {
-        while k + R * V::N <= n {
-            let mut acc: [V; R] = std::array::from_fn(|r| V::load(op.add(k + r * V::N)));
-            for &(off, w) in terms {
-                let (wv, p) = (V::splat(w), sp.add(off + k));
-                for (r, a) in acc.iter_mut().enumerate() {
-                    *a = wv.mul_add(V::load(p.add(r * V::N)), *a);
+        while i + R * V::N <= n {
+            let mut acc: [[V; R]; K] = std::array::from_fn(|j| {
+                std::array::from_fn(|r| V::load(op.add(j * n + i + r * V::N)))
+            });
+            for (t, &off) in offsets.iter().enumerate() {
+                let p = sp.add(off + i);
+                let v: [V; R] = std::array::from_fn(|r| V::load(p.add(r * V::N)));
+                for (j, row) in acc.iter_mut().enumerate() {
+                    let w = V::splat(*wp.add(t * stride + j));
+                    for (a, &x) in row.iter_mut().zip(&v) {
+                        *a = w.mul_add(x, *a);
+                    }
                 }
             }
-            for (r, a) in acc.into_iter().enumerate() {
-                a.store(op.add(k + r * V::N));
+            for (j, row) in acc.into_iter().enumerate() {
+                for (r, a) in row.into_iter().enumerate() {
+                    a.store(op.add(j * n + i + r * V::N));
+                }
             }
-            k += R * V::N;
+            i += R * V::N;
         }
-        while k < n {
-            let m = V::N.min(n - k);
+        while i < n {
+            let m = V::N.min(n - i);
             let load = |p: *const f32| {
                 if m == V::N {
                     V::load(p)
@@ -412,16 +427,52 @@ pub(super) unsafe fn shifted_sum<V: Lanes>(terms: &[(usize, f32)], src: &[f32], 
                     V::load_part(p, m)
                 }
             };
-            let mut a = load(op.add(k));
-            for &(off, w) in terms {
-                a = V::splat(w).mul_add(load(sp.add(off + k)), a);
+            let mut acc: [V; K] = std::array::from_fn(|j| load(op.add(j * n + i)));
+            for (t, &off) in offsets.iter().enumerate() {
+                let x = load(sp.add(off + i));
+                for (j, a) in acc.iter_mut().enumerate() {
+                    *a = V::splat(*wp.add(t * stride + j)).mul_add(x, *a);
+                }
             }
-            if m == V::N {
-                a.store(op.add(k));
-            } else {
-                a.store_part(op.add(k), m);
+            for (j, a) in acc.into_iter().enumerate() {
+                if m == V::N {
+                    a.store(op.add(j * n + i));
+                } else {
+                    a.store_part(op.add(j * n + i), m);
+                }
             }
-            k += m;
+            i += m;
+        }
+    }
+}
+
+/// [`shifted_sums`] for any number of outputs `k = weights.len() / offsets.len()`, in groups of
+/// at most four.
+///
+/// # Safety
+/// As for [`shifted_sums`], with `out` holding `k n` values.
+#[inline(always)]
+pub(super) unsafe fn shifted_sum<V: Lanes>(
+    offsets: &[usize],
+    weights: &[f32],
+    src: &[f32],
+    out: &mut [f32],
+) {
+    if offsets.is_empty() {
+        return;
+    }
+    let k = weights.len() / offsets.len();
+    let n = out.len() / k.max(1);
+    for j0 in (0..k).step_by(4) {
+        let (w, o) = (&weights[j0..], &mut out[j0 * n..]);
+        // SAFETY: forwarded; each group reads weights `t k + j0 + j` and writes its own rows.
+        unsafe {
+            match k - j0 {
+                1 => shifted_sums::<V, 1, 4>(offsets, w, k, src, o, n),
+                2 => shifted_sums::<V, 2, 2>(offsets, w, k, src, o, n),
+                3 => shifted_sums::<V, 3, 2>(offsets, w, k, src, o, n),
+                _ => shifted_sums::<V, 4, 2>(offsets, w, k, src, o, n),
+            }
         }
     }
 }

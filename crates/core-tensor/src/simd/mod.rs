@@ -175,26 +175,44 @@ pub(crate) fn axpy_f32(isa: Isa, alpha: f32, x: &[f32], y: &mut [f32]) {
     })
 }
 
-/// `out[k] += sum_t w_t src[off_t + k]` (on the calling thread: the callers are already split
+/// `out[j n + i] += sum_t w[t k + j] src[off_t + i]` for `k = weights.len() / offsets.len()`
+/// outputs of `n = out.len() / k` values (on the calling thread: the callers are already split
 /// across threads).
 ///
 /// # Panics
-/// If a term reaches past `src`.
-pub(crate) fn shifted_sum_f32(isa: Isa, terms: &[(usize, f32)], src: &[f32], out: &mut [f32]) {
-    let reach = terms.iter().map(|t| t.0).max().map_or(0, |m| m + out.len());
+/// If a term reaches past `src`, or the lengths do not divide as stated.
+pub(crate) fn shifted_sum_f32(
+    isa: Isa,
+    offsets: &[usize],
+    weights: &[f32],
+    src: &[f32],
+    out: &mut [f32],
+) {
+    if offsets.is_empty() {
+        return;
+    }
+    let k = weights.len() / offsets.len();
+    assert!(
+        k > 0 && k * offsets.len() == weights.len() && out.len().is_multiple_of(k),
+        "shifted_sum: {} weights, {} offsets, {} outputs",
+        weights.len(),
+        offsets.len(),
+        out.len()
+    );
+    let reach = offsets.iter().max().map_or(0, |m| m + out.len() / k);
     assert!(
         reach <= src.len(),
         "shifted_sum: a term reaches past the source"
     );
     enter(isa);
     match isa {
-        Isa::Scalar => scalar::shifted_sum(terms, src, out),
+        Isa::Scalar => scalar::shifted_sum(offsets, weights, src, out),
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `enter` checked that the CPU supports AVX2 and FMA; the bounds are asserted.
-        Isa::Avx2 => unsafe { avx2::shifted_sum(terms, src, out) },
+        Isa::Avx2 => unsafe { avx2::shifted_sum(offsets, weights, src, out) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `enter` checked that the CPU supports AVX-512F; the bounds are asserted.
-        Isa::Avx512 => unsafe { avx512::shifted_sum(terms, src, out) },
+        Isa::Avx512 => unsafe { avx512::shifted_sum(offsets, weights, src, out) },
         #[cfg(not(target_arch = "x86_64"))]
         _ => unreachable!(),
     }

@@ -74,15 +74,26 @@ pub fn scale<T: Element>(alpha: T, x: &[T], out: &mut [T]) {
     }
 }
 
-/// `out[k] += sum_t w_t src[off_t + k]`, the terms in order.
+/// `out[j n + i] += sum_t w[t k + j] src[off_t + i]` for the `k = w.len() / offsets.len()`
+/// outputs of `n = out.len() / k` values, the terms in order.
 ///
 /// # Panics
 /// If a term reaches past `src`.
-pub fn shifted_sum<T: Element>(terms: &[(usize, T)], src: &[T], out: &mut [T]) {
-    let n = out.len();
-    for &(off, w) in terms {
-        for (o, &v) in out.iter_mut().zip(&src[off..off + n]) {
-            *o += w * v;
+pub fn shifted_sum<T: Element>(offsets: &[usize], weights: &[T], src: &[T], out: &mut [T]) {
+    if offsets.is_empty() {
+        return;
+    }
+    let k = weights.len() / offsets.len();
+    let n = out.len() / k.max(1);
+    for (t, &off) in offsets.iter().enumerate() {
+        let x = &src[off..off + n];
+        for (row, &w) in out
+            .chunks_exact_mut(n.max(1))
+            .zip(&weights[t * k..(t + 1) * k])
+        {
+            for (o, &v) in row.iter_mut().zip(x) {
+                *o += w * v;
+            }
         }
     }
 }
