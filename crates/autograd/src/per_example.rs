@@ -33,11 +33,13 @@
 //! - [`PerExample::DotAndSqNorm`]: both of the above.
 
 use core_tensor::conv::{self as kernels};
-use core_tensor::{Element, Tensor};
+use std::rc::Rc;
+
+use core_tensor::{Conv2dSpec, Element, Tensor};
 
 use crate::backward::eager_grads;
 use crate::ops::{check_scalar, ConvOp, Op};
-use crate::tape::{NodeId, Var};
+use crate::tape::{NodeId, Tape, Var};
 use crate::{Error, Result};
 
 /// What to compute for every example.
@@ -157,7 +159,7 @@ pub fn per_example<'t, T: Element>(
     }
     let conv_nodes: Vec<NodeId> = uses.iter().flatten().map(|u| u.0).collect();
     let gys = eager_grads(output, &conv_nodes)?;
-    let gy_of = |node: NodeId| -> Option<std::rc::Rc<Tensor<T>>> {
+    let gy_of = |node: NodeId| -> Option<Rc<Tensor<T>>> {
         conv_nodes
             .iter()
             .position(|&c| c == node)
@@ -226,23 +228,15 @@ pub fn per_example<'t, T: Element>(
         if let (false, true, [(node, conv, Role::Weight)]) = (want_full, want_norm, &uses[k][..]) {
             let norms = match gy_of(*node) {
                 None => vec![T::ZERO; n],
-                Some(gy) => match conv {
-                    ConvOp::Conv2d { x, spec, .. } => kernels::conv2d_weight_grad_sq_norms(
-                        &tape.value(*x),
-                        &gy,
+                Some(gy) => {
+                    let (input, out_grad, spec) = weight_grad_operands(tape, conv, gy);
+                    kernels::conv2d_weight_grad_sq_norms(
+                        &input,
+                        &out_grad,
                         [shape[2], shape[3]],
-                        *spec,
-                    )?,
-                    ConvOp::ConvTranspose2d { x, spec, .. } => {
-                        kernels::conv2d_weight_grad_sq_norms(
-                            &gy,
-                            &tape.value(*x),
-                            [shape[2], shape[3]],
-                            spec.forward(),
-                        )?
-                    }
-                    ConvOp::Conv2dWeightGrad { .. } => unreachable!("checked above"),
-                },
+                        spec,
+                    )?
+                }
             };
             let f2 = factor * factor;
             sq_norm = Some(norms.into_iter().map(|v| v * f2).collect());
@@ -252,31 +246,23 @@ pub fn per_example<'t, T: Element>(
             let mut all: Option<Tensor<T>> = None;
             for (node, conv, role) in &uses[k] {
                 let Some(gy) = gy_of(*node) else { continue };
-                let term = match (role, conv) {
-                    (Role::Weight, ConvOp::Conv2d { x, spec, .. }) => {
+                let term = match role {
+                    Role::Weight => {
+                        let (input, out_grad, spec) = weight_grad_operands(tape, conv, gy);
                         kernels::conv2d_weight_grad_per_example(
-                            &tape.value(*x),
-                            &gy,
+                            &input,
+                            &out_grad,
                             [shape[2], shape[3]],
-                            *spec,
+                            spec,
                         )?
                     }
-                    (Role::Weight, ConvOp::ConvTranspose2d { x, spec, .. }) => {
-                        kernels::conv2d_weight_grad_per_example(
-                            &gy,
-                            &tape.value(*x),
-                            [shape[2], shape[3]],
-                            spec.forward(),
-                        )?
-                    }
-                    (Role::Bias, _) => {
+                    Role::Bias => {
                         let mut sums = Vec::with_capacity(n * size);
                         for i in 0..n {
                             sums.extend_from_slice(example(&gy, i).sum_per_channel()?.data());
                         }
                         Tensor::from_vec(sums, &[n * size])?
                     }
-                    (_, ConvOp::Conv2dWeightGrad { .. }) => unreachable!("checked above"),
                 };
                 let mut term = term.reshape(&[n * size])?;
                 match all.as_mut() {
@@ -309,6 +295,21 @@ pub fn per_example<'t, T: Element>(
         results.push(PerExampleGrads { full, dot, sq_norm });
     }
     Ok(results)
+}
+
+/// A weight's gradient as the weight gradient of a forward convolution:
+/// `(input, output gradient, spec)`. A transposed convolution is the adjoint of the forward
+/// convolution from its output to its input, so its output gradient takes the input's place.
+fn weight_grad_operands<T: Element>(
+    tape: &Tape<T>,
+    conv: &ConvOp<NodeId>,
+    gy: Rc<Tensor<T>>,
+) -> (Rc<Tensor<T>>, Rc<Tensor<T>>, Conv2dSpec) {
+    match conv {
+        ConvOp::Conv2d { x, spec, .. } => (tape.value(*x), gy, *spec),
+        ConvOp::ConvTranspose2d { x, spec, .. } => (gy, tape.value(*x), spec.forward()),
+        ConvOp::Conv2dWeightGrad { .. } => unreachable!("only convolutions are collected"),
+    }
 }
 
 /// Example `i` of a batch `[N, ...]` as a batch of one `[1, ...]` (a copy).

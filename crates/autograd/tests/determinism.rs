@@ -1,29 +1,17 @@
 //! Gradients do not depend on the number of threads: bit-identical in pools of 1 and 2.
 
+mod common;
+
 use autograd::check::random;
 use autograd::prelude::*;
-use core_tensor::{Conv2dSpec, ConvTranspose2dSpec, Element, Tensor};
+use core_tensor::{Element, Tensor};
 
 /// Gradient of a GradCon-style loss (MSE plus the cosine alignment of a decoder gradient) with
 /// respect to every parameter.
 fn gradients<T: Element>(params: &[Tensor<T>], x: &Tensor<T>, r: &Tensor<T>) -> Vec<Tensor<T>> {
     let tape = Tape::new();
     let p: Vec<_> = params.iter().map(|t| tape.param(t.clone())).collect();
-    let xv = tape.constant(x.clone());
-    let h = xv
-        .conv2d(&p[0], Some(&p[1]), Conv2dSpec::new(2, 2))
-        .unwrap()
-        .relu()
-        .unwrap();
-    let y = h
-        .conv_transpose2d(&p[2], Some(&p[3]), ConvTranspose2dSpec::new(2, 2, 0))
-        .unwrap()
-        .sigmoid()
-        .unwrap();
-    let mse = y.mse_loss(&xv).unwrap();
-    let g = autograd::grad(mse, &[p[2]], true).unwrap()[0];
-    let cos = g.cosine_similarity(&tape.constant(r.clone())).unwrap();
-    let j = mse.add(&cos.scale(T::from_f64(-0.03)).unwrap()).unwrap();
+    let j = common::tiny_gradcon_loss(&p, x, r);
     autograd::grad_tensors(j, &p).unwrap()
 }
 

@@ -5,9 +5,11 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
+mod common;
+
 use autograd::check::random;
 use autograd::prelude::*;
-use core_tensor::{Conv2dSpec, ConvTranspose2dSpec, Tensor};
+use core_tensor::Tensor;
 
 struct Counting;
 
@@ -41,21 +43,7 @@ fn step(
     k: f64,
 ) {
     let p: Vec<_> = params.iter().map(|t| tape.param(t.clone())).collect();
-    let xv = tape.constant(x.clone());
-    let h = xv
-        .conv2d(&p[0], Some(&p[1]), Conv2dSpec::new(2, 2))
-        .unwrap()
-        .relu()
-        .unwrap();
-    let y = h
-        .conv_transpose2d(&p[2], Some(&p[3]), ConvTranspose2dSpec::new(2, 2, 0))
-        .unwrap()
-        .sigmoid()
-        .unwrap();
-    let mse = y.mse_loss(&xv).unwrap();
-    let g = autograd::grad(mse, &[p[2]], true).unwrap()[0];
-    let cos = g.cosine_similarity(&tape.constant(r.clone())).unwrap();
-    let j = mse.add(&cos.scale(-0.03).unwrap()).unwrap();
+    let j = common::tiny_gradcon_loss(&p, x, r);
     let grads = autograd::grad_tensors(j, &p).unwrap();
     for (t, g) in params.iter_mut().zip(&grads) {
         t.axpy(-0.01, g).unwrap();

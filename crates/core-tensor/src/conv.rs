@@ -405,7 +405,12 @@ pub fn conv2d_weight_grad_on<T: Element>(
     kernel_hw: [usize; 2],
     spec: Conv2dSpec,
 ) -> Result<Tensor<T>> {
-    let (g, parts) = weight_grad_parts(isa, x, gy, kernel_hw, spec, |s| {
+    let WeightGradParts {
+        g,
+        kern,
+        len,
+        mut parts,
+    } = weight_grad_parts(isa, x, gy, kernel_hw, spec, |s| {
         // A fixed partition of the batch (by shape only); partial sums added in chunk order.
         direct::weight_grad_chunk(s.n, s.ho * s.wo)
     })?;
@@ -414,9 +419,6 @@ pub fn conv2d_weight_grad_on<T: Element>(
     if parts.is_empty() {
         return Ok(dw);
     }
-    let kern = Kernel::for_isa(isa);
-    let len = direct::weight_grad_part_len(kern, &g);
-    let mut parts = parts;
     let (sum, rest) = parts.split_at_mut(len);
     // Every value adds its partials in chunk order, whichever thread takes its slice.
     const SLICE: usize = 4096;
@@ -454,9 +456,18 @@ fn weight_grad_geometry<T: Element>(
     Ok((g, isa))
 }
 
+/// Per-chunk partial weight gradients, as the kernel `kern` left them.
+struct WeightGradParts<T> {
+    g: Geometry,
+    kern: Kernel<T>,
+    /// Values of one chunk's partial (see `direct::weight_grad_chunks` for its layout).
+    len: usize,
+    /// The partials in chunk order (empty when there is nothing to compute).
+    parts: Vec<T>,
+}
+
 /// Checks the shapes, then runs the weight-gradient kernel over chunks of `chunk(shape)`
-/// examples: one partial `[kernel, o]` gradient per chunk, in chunk order (empty when there
-/// is nothing to compute).
+/// examples: one partial gradient per chunk.
 fn weight_grad_parts<T: Element>(
     isa: Isa,
     x: &Tensor<T>,
@@ -464,19 +475,26 @@ fn weight_grad_parts<T: Element>(
     kernel_hw: [usize; 2],
     spec: Conv2dSpec,
     chunk: impl Fn(&ConvShape) -> usize,
-) -> Result<(Geometry, Vec<T>)> {
+) -> Result<WeightGradParts<T>> {
     let (g, isa) = weight_grad_geometry(isa, x, gy, kernel_hw, spec)?;
-    let s = g.s;
-    if s.o * s.c * s.kh * s.kw == 0 || s.n == 0 {
-        return Ok((g, Vec::new()));
-    }
-    let nb = chunk(&s);
     let kern = Kernel::for_isa(isa);
-    // Every value is written by the kernel (each chunk's partial in whole).
     let len = direct::weight_grad_part_len(kern, &g);
-    let mut parts = crate::pool::for_overwrite(s.n.div_ceil(nb) * len);
-    direct::weight_grad_chunks(kern, &g, x.data(), gy.data(), nb, &mut parts);
-    Ok((g, parts))
+    let s = g.s;
+    let parts = if s.o * s.c * s.kh * s.kw == 0 || s.n == 0 {
+        Vec::new()
+    } else {
+        let nb = chunk(&s);
+        // Every value is written by the kernel (each chunk's partial in whole).
+        let mut parts = crate::pool::for_overwrite(s.n.div_ceil(nb) * len);
+        direct::weight_grad_chunks(kern, &g, x.data(), gy.data(), nb, &mut parts);
+        parts
+    };
+    Ok(WeightGradParts {
+        g,
+        kern,
+        len,
+        parts,
+    })
 }
 
 /// Per-example weight gradients of `conv2d`:
@@ -502,14 +520,17 @@ pub fn conv2d_weight_grad_per_example_on<T: Element>(
     spec: Conv2dSpec,
 ) -> Result<Tensor<T>> {
     // One chunk per example: each partial is that example's own gradient.
-    let (g, parts) = weight_grad_parts(isa, x, gy, kernel_hw, spec, |_| 1)?;
+    let WeightGradParts {
+        g,
+        kern,
+        len,
+        parts,
+    } = weight_grad_parts(isa, x, gy, kernel_hw, spec, |_| 1)?;
     let s = g.s;
     let mut dw = Tensor::for_overwrite(&[s.n, s.o, s.c, s.kh, s.kw]);
-    let len = s.o * s.c * s.kh * s.kw;
     if !parts.is_empty() {
-        let kern = Kernel::for_isa(isa.checked()?);
-        let part_len = direct::weight_grad_part_len(kern, &g);
-        for (part, out) in parts.chunks(part_len).zip(dw.data_mut().chunks_mut(len)) {
+        let weights = s.o * s.c * s.kh * s.kw;
+        for (part, out) in parts.chunks(len).zip(dw.data_mut().chunks_mut(weights)) {
             direct::to_weight_layout(kern, &g, part, out);
         }
     }

@@ -88,6 +88,13 @@ impl Geometry {
             aw - 1 + self.s.wo.max((self.s.w - 1 + pw) / sw + 1),
         ]
     }
+    /// Top-left pixel of every position of `nb` examples, relative to the first image.
+    fn position_bases(&self, nb: usize) -> Vec<usize> {
+        let pos = self.positions();
+        (0..nb * pos)
+            .map(|p| self.row_base(p / pos, p % pos))
+            .collect()
+    }
     /// Copies `ne` NCHW images into zero-padded NHWC.
     fn pad_nhwc<T: Element>(&self, isa: Isa, x: &[T], ne: usize, out: &mut [T]) {
         let (c, h, w) = (self.s.c, self.s.h, self.s.w);
@@ -103,6 +110,17 @@ impl Geometry {
             for y in 0..h {
                 let dst = &mut img[((y + ph) * wp + pw) * c..][..w * c];
                 transpose(isa, &src[y * w..], h * w, dst, c, c, w);
+            }
+        }
+    }
+}
+
+/// Adds `bias[c]` to plane `c` of one NCHW example (`plane` values per channel).
+fn add_bias<T: Element>(example: &mut [T], plane: usize, bias: Option<&[T]>) {
+    if let (Some(b), true) = (bias, plane > 0) {
+        for (values, &bv) in example.chunks_mut(plane).zip(b) {
+            for v in values {
+                *v += bv;
             }
         }
     }
@@ -165,10 +183,7 @@ pub(super) fn forward<T: Element>(
         .map(|p| g.tap_offset(p * g.s.kw) as isize)
         .collect();
     let nb = batch_chunk(n, pos);
-    // Top-left pixel of every position of a full chunk, relative to the chunk's first image.
-    let bases: Vec<usize> = (0..nb * pos)
-        .map(|p| g.row_base(p / pos, p % pos))
-        .collect();
+    let bases = g.position_bases(nb);
     with_scratch::<T, _>(panels * taps * c * nr, |wpack| {
         pack_forward_weights(g, nr, w, wpack);
         let wpack = &*wpack;
@@ -215,13 +230,7 @@ pub(super) fn forward<T: Element>(
                     for e in 0..ne {
                         let ye = &mut yc[e * o * pos..][..o * pos];
                         transpose(kern.isa, &ypos[e * pos * o_pad..], o_pad, ye, pos, pos, o);
-                        if let Some(b) = bias {
-                            for (plane, &bv) in ye.chunks_mut(pos).zip(b) {
-                                for v in plane {
-                                    *v += bv;
-                                }
-                            }
-                        }
+                        add_bias(ye, pos, bias);
                     }
                 });
             });
@@ -393,13 +402,7 @@ fn adjoint_phased<T: Element>(
                             pixels,
                             c,
                         );
-                        if let Some(b) = bias {
-                            for (plane, &bv) in ge.chunks_mut(pixels).zip(b) {
-                                for v in plane {
-                                    *v += bv;
-                                }
-                            }
-                        }
+                        add_bias(ge, pixels, bias);
                     }
                 });
             });
@@ -434,10 +437,7 @@ fn adjoint_scatter<T: Element>(
         })
         .collect();
     let nb = batch_chunk(n, pos);
-    // Top-left pixel of every position of a full chunk, relative to the chunk's first image.
-    let bases: Vec<usize> = (0..nb * pos)
-        .map(|p| g.row_base(p / pos, p % pos))
-        .collect();
+    let bases = g.position_bases(nb);
     let [ph, pw] = g.padding;
     let (wp, plen) = (g.wp(), g.padded_len());
     with_scratch::<T, _>(panels * o * nr, |wpack| {
@@ -540,13 +540,7 @@ fn adjoint_scatter<T: Element>(
                                 let src = &xpad[e * plen + ((y + ph) * wp + pw) * c..];
                                 transpose(kern.isa, src, c, &mut ge[y * wd..], h * wd, wd, c);
                             }
-                            if let Some(b) = bias {
-                                for (plane, &bv) in ge.chunks_mut(h * wd).zip(b) {
-                                    for v in plane {
-                                        *v += bv;
-                                    }
-                                }
-                            }
+                            add_bias(ge, h * wd, bias);
                         }
                     });
                 });
