@@ -35,7 +35,7 @@
 use core_tensor::conv::{self as kernels};
 use std::rc::Rc;
 
-use core_tensor::{Conv2dSpec, Element, Tensor};
+use core_tensor::{Conv2dSpec, Element, Layout, Tensor};
 
 use crate::backward::eager_grads;
 use crate::ops::{check_scalar, ConvOp, Op};
@@ -203,7 +203,7 @@ pub fn per_example<'t, T: Element>(
                         }
                         (Role::Bias, _) => {
                             let mut z = Tensor::zeros(gy.shape());
-                            z.add_per_channel(&r[k])?;
+                            z.add_per_channel(&r[k], layout_of(conv))?;
                             z
                         }
                         (_, ConvOp::Conv2dWeightGrad { .. }) => unreachable!("checked above"),
@@ -259,7 +259,8 @@ pub fn per_example<'t, T: Element>(
                     Role::Bias => {
                         let mut sums = Vec::with_capacity(n * size);
                         for i in 0..n {
-                            sums.extend_from_slice(example(&gy, i).sum_per_channel()?.data());
+                            let one = example(&gy, i).sum_per_channel(layout_of(conv))?;
+                            sums.extend_from_slice(one.data());
                         }
                         Tensor::from_vec(sums, &[n * size])?
                     }
@@ -309,6 +310,14 @@ fn weight_grad_operands<T: Element>(
         ConvOp::Conv2d { x, spec, .. } => (tape.value(*x), gy, *spec),
         ConvOp::ConvTranspose2d { x, spec, .. } => (gy, tape.value(*x), spec.forward()),
         ConvOp::Conv2dWeightGrad { .. } => unreachable!("only convolutions are collected"),
+    }
+}
+
+/// The layout of a convolution's images.
+fn layout_of<I>(conv: &ConvOp<I>) -> Layout {
+    match conv {
+        ConvOp::Conv2d { spec, .. } | ConvOp::Conv2dWeightGrad { spec, .. } => spec.layout,
+        ConvOp::ConvTranspose2d { spec, .. } => spec.layout,
     }
 }
 

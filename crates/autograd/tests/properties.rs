@@ -4,7 +4,7 @@
 
 use autograd::check::{gradcheck, gradgradcheck, random, CheckError, CheckOptions};
 use autograd::prelude::*;
-use core_tensor::{Conv2dSpec, ConvTranspose2dSpec, Tensor};
+use core_tensor::{Conv2dSpec, ConvTranspose2dSpec, Layout, Tensor};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
@@ -128,12 +128,18 @@ proptest! {
     }
 
     #[test]
-    fn per_channel(s in nchw(), seed in any::<u64>()) {
+    fn per_channel(s in nchw(), nhwc in any::<bool>(), seed in any::<u64>()) {
+        let layout = if nhwc { Layout::Nhwc } else { Layout::Nchw };
+        let s = layout.shape([s[0], s[1], s[2], s[3]]).to_vec();
         let x = signed(&s, seed);
-        let b = signed(&[s[1]], seed + 1);
-        check(|v| v[0].sum_per_channel()?.square(), std::slice::from_ref(&x), seed)?;
-        check(|v| v[0].expand_per_channel(&s)?.square(), std::slice::from_ref(&b), seed)?;
-        check(|v| v[0].add_per_channel(&v[1])?.square(), &[x, b], seed)?;
+        let b = signed(&[layout.to_nchw([s[0], s[1], s[2], s[3]])[1]], seed + 1);
+        check(|v| v[0].sum_per_channel(layout)?.square(), std::slice::from_ref(&x), seed)?;
+        check(
+            |v| v[0].expand_per_channel(&s, layout)?.square(),
+            std::slice::from_ref(&b),
+            seed,
+        )?;
+        check(|v| v[0].add_per_channel(&v[1], layout)?.square(), &[x, b], seed)?;
     }
 
     #[test]
@@ -146,7 +152,7 @@ proptest! {
 }
 
 /// Convolution geometry: batch 1-3, channels 1-4, sizes 1-9, kernel 1-4, stride 1-3,
-/// padding 0-2, output padding below the stride.
+/// padding 0-2, output padding below the stride, NCHW or NHWC images.
 #[derive(Debug, Clone)]
 struct Geometry {
     n: usize,
@@ -158,6 +164,7 @@ struct Geometry {
     padding: [usize; 2],
     output_padding: [usize; 2],
     bias: bool,
+    layout: Layout,
 }
 
 fn geometry() -> impl Strategy<Value = Geometry> {
@@ -165,10 +172,10 @@ fn geometry() -> impl Strategy<Value = Geometry> {
         (1usize..=3, 1usize..=4, 1usize..=4),
         ([1usize..=9, 1usize..=9], [1usize..=4, 1usize..=4]),
         ([1usize..=3, 1usize..=3], [0usize..=2, 0usize..=2]),
-        ([0usize..3, 0usize..3], any::<bool>()),
+        ([0usize..3, 0usize..3], any::<bool>(), any::<bool>()),
     )
         .prop_map(
-            |((n, c, o), (hw, k), (stride, padding), (op, bias))| Geometry {
+            |((n, c, o), (hw, k), (stride, padding), (op, bias, nhwc))| Geometry {
                 n,
                 c,
                 o,
@@ -178,6 +185,7 @@ fn geometry() -> impl Strategy<Value = Geometry> {
                 padding,
                 output_padding: [op[0] % stride[0], op[1] % stride[1]],
                 bias,
+                layout: if nhwc { Layout::Nhwc } else { Layout::Nchw },
             },
         )
 }
@@ -187,13 +195,19 @@ impl Geometry {
         Conv2dSpec {
             stride: self.stride,
             padding: self.padding,
+            layout: self.layout,
         }
+    }
+    /// The shape of `n` images of `c` channels, `h x w`, in the geometry's layout.
+    fn images(&self, c: usize, [h, w]: [usize; 2]) -> Vec<usize> {
+        self.layout.shape([self.n, c, h, w]).to_vec()
     }
     fn transpose(&self) -> ConvTranspose2dSpec {
         ConvTranspose2dSpec {
             stride: self.stride,
             padding: self.padding,
             output_padding: self.output_padding,
+            layout: self.layout,
         }
     }
 }
@@ -205,7 +219,7 @@ proptest! {
     fn conv2d_any_geometry(g in geometry(), seed in any::<u64>()) {
         let out = g.conv().output_hw(g.hw, g.k);
         prop_assume!(out.is_ok());
-        let x = signed(&[g.n, g.c, g.hw[0], g.hw[1]], seed);
+        let x = signed(&g.images(g.c, g.hw), seed);
         let w = signed(&[g.o, g.c, g.k[0], g.k[1]], seed + 1);
         let spec = g.conv();
         if g.bias {
@@ -221,7 +235,7 @@ proptest! {
         let spec = g.transpose();
         prop_assume!(spec.output_hw(g.hw, g.k).is_ok());
         // Input channels c, output channels o: weight [c, o, kh, kw].
-        let x = signed(&[g.n, g.c, g.hw[0], g.hw[1]], seed);
+        let x = signed(&g.images(g.c, g.hw), seed);
         let w = signed(&[g.c, g.o, g.k[0], g.k[1]], seed + 1);
         if g.bias {
             let b = signed(&[g.o], seed + 2);
@@ -236,9 +250,8 @@ proptest! {
         let spec = g.conv();
         let out = spec.output_hw(g.hw, g.k);
         prop_assume!(out.is_ok());
-        let [ho, wo] = out.unwrap();
-        let x = signed(&[g.n, g.c, g.hw[0], g.hw[1]], seed);
-        let gy = signed(&[g.n, g.o, ho, wo], seed + 1);
+        let x = signed(&g.images(g.c, g.hw), seed);
+        let gy = signed(&g.images(g.o, out.unwrap()), seed + 1);
         let k = g.k;
         check(|v| v[0].conv2d_weight_grad(&v[1], k, spec), &[x, gy], seed)?;
     }

@@ -1,4 +1,4 @@
-//! 2-D convolution and transposed convolution (NCHW), with the kernels their gradients need.
+//! 2-D convolution and transposed convolution, with the kernels their gradients need.
 //!
 //! Three kernels close the family under differentiation:
 //! - [`conv2d`]: `y[n,o,i,j] = b[o] + sum_{c,p,q} x[n,c, i*s-pad+p, j*s-pad+q] w[o,c,p,q]`
@@ -8,11 +8,14 @@
 //! The input gradient of `conv2d` is a `conv_transpose2d` of the output gradient; the input
 //! gradient of `conv_transpose2d` is a `conv2d`; both weight gradients are `conv2d_weight_grad`
 //! (for the transposed convolution with the roles of input and output gradient swapped).
+//!
+//! Images are NCHW as written above, or NHWC when the spec says so ([`Layout`]): every kernel
+//! works on NHWC copies internally, so an NHWC network saves the reordering at every layer.
 
 use rayon::prelude::*;
 
 use crate::gemm::kernels::Kernel;
-use crate::{Element, Isa, Result, Tensor, TensorError};
+use crate::{Element, Isa, Layout, Result, Tensor, TensorError};
 
 mod direct;
 mod narrow;
@@ -22,11 +25,13 @@ pub(crate) use transpose::transpose as transpose_block;
 
 use direct::Geometry;
 
-/// Stride and zero padding of a convolution, per spatial axis `[height, width]`.
+/// Stride and zero padding of a convolution, per spatial axis `[height, width]`, and the layout
+/// of its input and output images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Conv2dSpec {
     pub stride: [usize; 2],
     pub padding: [usize; 2],
+    pub layout: Layout,
 }
 
 /// Stride, padding and output padding of a transposed convolution, per axis `[height, width]`.
@@ -38,15 +43,22 @@ pub struct ConvTranspose2dSpec {
     pub stride: [usize; 2],
     pub padding: [usize; 2],
     pub output_padding: [usize; 2],
+    pub layout: Layout,
 }
 
 impl Conv2dSpec {
-    /// The same stride and padding on both axes.
+    /// The same stride and padding on both axes, NCHW images.
     pub fn new(stride: usize, padding: usize) -> Self {
         Self {
             stride: [stride; 2],
             padding: [padding; 2],
+            layout: Layout::Nchw,
         }
+    }
+
+    /// The same convolution on images in layout `layout`.
+    pub fn in_layout(self, layout: Layout) -> Self {
+        Self { layout, ..self }
     }
 
     /// Output size `(h + 2 pad - k) / s + 1` per axis, or why there is none.
@@ -79,13 +91,19 @@ impl Conv2dSpec {
 }
 
 impl ConvTranspose2dSpec {
-    /// The same stride, padding and output padding on both axes.
+    /// The same stride, padding and output padding on both axes, NCHW images.
     pub fn new(stride: usize, padding: usize, output_padding: usize) -> Self {
         Self {
             stride: [stride; 2],
             padding: [padding; 2],
             output_padding: [output_padding; 2],
+            layout: Layout::Nchw,
         }
+    }
+
+    /// The same transposed convolution on images in layout `layout`.
+    pub fn in_layout(self, layout: Layout) -> Self {
+        Self { layout, ..self }
     }
 
     /// The forward convolution this one is the adjoint of.
@@ -93,6 +111,7 @@ impl ConvTranspose2dSpec {
         Conv2dSpec {
             stride: self.stride,
             padding: self.padding,
+            layout: self.layout,
         }
     }
 
@@ -194,7 +213,7 @@ pub fn conv2d_shape<T: Element>(
     spec: Conv2dSpec,
 ) -> Result<ConvShape> {
     const OP: &str = "conv2d";
-    let [n, c, h, wd] = x.dims4(OP)?;
+    let [n, c, h, wd] = x.dims_in(OP, spec.layout)?;
     let [o, c2, kh, kw] = w.dims4(OP)?;
     if c != c2 {
         return Err(geometry_error(
@@ -222,7 +241,8 @@ pub fn conv2d_shape<T: Element>(
 
 /// `y = conv2d(x, w) + b` on the detected SIMD path.
 ///
-/// `x` is `[n, c, h, w]`, `w` is `[o, c, kh, kw]`, `b` is `[o]`; `y` is `[n, o, ho, wo]`.
+/// `x` is `[n, c, h, w]`, `w` is `[o, c, kh, kw]`, `b` is `[o]`; `y` is `[n, o, ho, wo]` (or
+/// `x` and `y` NHWC, as `spec.layout` says).
 pub fn conv2d<T: Element>(
     x: &Tensor<T>,
     w: &Tensor<T>,
@@ -248,8 +268,9 @@ pub fn conv2d_on<T: Element>(
         s,
         stride: spec.stride,
         padding: spec.padding,
+        layout: spec.layout,
     };
-    let mut y = Tensor::for_overwrite(&[s.n, s.o, s.ho, s.wo]);
+    let mut y = Tensor::for_overwrite(&spec.layout.shape([s.n, s.o, s.ho, s.wo]));
     if !y.is_empty() {
         let b = b.map(Tensor::data);
         direct::forward(
@@ -272,7 +293,7 @@ pub fn conv_transpose2d_shape<T: Element>(
     spec: ConvTranspose2dSpec,
 ) -> Result<ConvShape> {
     const OP: &str = "conv_transpose2d";
-    let [n, i, h, wd] = x.dims4(OP)?;
+    let [n, i, h, wd] = x.dims_in(OP, spec.layout)?;
     let [i2, o, kh, kw] = w.dims4(OP)?;
     if i != i2 {
         return Err(geometry_error(
@@ -302,7 +323,7 @@ pub fn conv_transpose2d_shape<T: Element>(
 /// `y = conv_transpose2d(x, w) + b` with PyTorch semantics, on the detected SIMD path.
 ///
 /// `x` is `[n, i, h, w]`, `w` is `[i, o, kh, kw]`, `b` is `[o]`; `y` is `[n, o, ho, wo]` with
-/// `ho = (h - 1) s - 2 pad + kh + output_padding`.
+/// `ho = (h - 1) s - 2 pad + kh + output_padding` (or `x` and `y` NHWC, as `spec.layout` says).
 pub fn conv_transpose2d<T: Element>(
     x: &Tensor<T>,
     w: &Tensor<T>,
@@ -328,8 +349,9 @@ pub fn conv_transpose2d_on<T: Element>(
         s,
         stride: spec.stride,
         padding: spec.padding,
+        layout: spec.layout,
     };
-    let mut y = Tensor::for_overwrite(&[s.n, s.c, s.h, s.w]);
+    let mut y = Tensor::for_overwrite(&spec.layout.shape([s.n, s.c, s.h, s.w]));
     if !y.is_empty() {
         let b = b.map(Tensor::data);
         direct::adjoint(
@@ -347,7 +369,8 @@ pub fn conv_transpose2d_on<T: Element>(
 /// Weight gradient of `conv2d`: `dw[o,c,p,q] = sum_{n,i,j} x[n,c,i s-pad+p, j s-pad+q] gy[n,o,i,j]`.
 ///
 /// `x` is `[n, c, h, w]`, `gy` is `[n, o, ho, wo]` and must be the output size of a convolution of
-/// `x` with a `kernel_hw` kernel under `spec`; the result is `[o, c, kh, kw]`. The sum over the
+/// `x` with a `kernel_hw` kernel under `spec` (both NHWC if `spec.layout` says so); the result
+/// is `[o, c, kh, kw]`. The sum over the
 /// batch is taken in a fixed order, so the result does not depend on the thread count.
 pub fn conv2d_weight_grad<T: Element>(
     x: &Tensor<T>,
@@ -366,8 +389,8 @@ pub fn conv2d_weight_grad_shape<T: Element>(
     spec: Conv2dSpec,
 ) -> Result<ConvShape> {
     const OP: &str = "conv2d_weight_grad";
-    let [n, c, h, wd] = x.dims4(OP)?;
-    let [n2, o, ho, wo] = gy.dims4(OP)?;
+    let [n, c, h, wd] = x.dims_in(OP, spec.layout)?;
+    let [n2, o, ho, wo] = gy.dims_in(OP, spec.layout)?;
     let bad = |reason: String| TensorError::InvalidGeometry {
         op: OP,
         input: x.shape().to_vec(),
@@ -452,6 +475,7 @@ fn weight_grad_geometry<T: Element>(
         s,
         stride: spec.stride,
         padding: spec.padding,
+        layout: spec.layout,
     };
     Ok((g, isa))
 }
@@ -588,7 +612,7 @@ pub fn conv2d_input_grad_on<T: Element>(
     spec: Conv2dSpec,
 ) -> Result<Tensor<T>> {
     const OP: &str = "conv2d_input_grad";
-    let [n, o, ho, wo] = gy.dims4(OP)?;
+    let [n, o, ho, wo] = gy.dims_in(OP, spec.layout)?;
     let [o2, c, kh, kw] = w.dims4(OP)?;
     if o != o2 {
         return Err(geometry_error(
@@ -633,8 +657,9 @@ pub fn conv2d_input_grad_on<T: Element>(
         },
         stride: spec.stride,
         padding: spec.padding,
+        layout: spec.layout,
     };
-    let mut gx = Tensor::for_overwrite(&[n, c, h, wd]);
+    let mut gx = Tensor::for_overwrite(&spec.layout.shape([n, c, h, wd]));
     if !gx.is_empty() {
         direct::adjoint(
             Kernel::for_isa(isa),
@@ -656,7 +681,7 @@ pub fn transpose_spec_for<T: Element>(
     spec: Conv2dSpec,
 ) -> Result<ConvTranspose2dSpec> {
     const OP: &str = "conv2d_input_grad";
-    let [_, _, ho, wo] = gy.dims4(OP)?;
+    let [_, _, ho, wo] = gy.dims_in(OP, spec.layout)?;
     let [_, _, kh, kw] = w.dims4(OP)?;
     let mut output_padding = [0; 2];
     for (a, (g, k)) in [(ho, kh), (wo, kw)].into_iter().enumerate() {
@@ -683,5 +708,6 @@ pub fn transpose_spec_for<T: Element>(
         stride: spec.stride,
         padding: spec.padding,
         output_padding,
+        layout: spec.layout,
     })
 }

@@ -322,42 +322,4 @@ impl<T: Element> Tensor<T> {
     pub fn sum_sq(&self) -> T {
         T::dot_slice(Isa::detect(), &self.data, &self.data)
     }
-
-    /// Sum over N, H and W of an NCHW tensor: shape `[C]` (a bias gradient).
-    pub fn sum_per_channel(&self) -> Result<Self> {
-        let [n, c, h, w] = self.dims4("sum_per_channel")?;
-        let isa = Isa::detect();
-        let plane = h * w;
-        let mut out = vec![T::ZERO; c];
-        for img in 0..n {
-            for (ch, o) in out.iter_mut().enumerate() {
-                let start = (img * c + ch) * plane;
-                *o += T::sum_slice(isa, &self.data[start..start + plane]);
-            }
-        }
-        Self::from_vec(out, &[c])
-    }
-
-    /// Adds `bias[c]` to every value of channel `c` of an NCHW tensor, in place.
-    pub fn add_per_channel(&mut self, bias: &Self) -> Result<()> {
-        let [_, c, h, w] = self.dims4("add_per_channel")?;
-        if bias.shape != [c] {
-            return Err(TensorError::ShapeMismatch {
-                op: "add_per_channel",
-                lhs: self.shape.clone(),
-                rhs: bias.shape.clone(),
-            });
-        }
-        let plane = h * w;
-        if plane == 0 {
-            return Ok(());
-        }
-        for (i, chunk) in self.data.chunks_mut(plane).enumerate() {
-            let b = bias.data[i % c];
-            for v in chunk {
-                *v += b;
-            }
-        }
-        Ok(())
-    }
 }

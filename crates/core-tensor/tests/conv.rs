@@ -4,7 +4,7 @@ use core_tensor::conv::{
     conv2d_input_grad_on, conv2d_on, conv2d_weight_grad_on, conv2d_weight_grad_per_example_on,
     conv2d_weight_grad_sq_norms_on, conv_transpose2d_on, Conv2dSpec, ConvTranspose2dSpec,
 };
-use core_tensor::{reference, Element, Isa, Rng, Tensor, TensorError};
+use core_tensor::{reference, Element, Isa, Layout, Rng, Tensor, TensorError};
 use proptest::prelude::*;
 
 /// One random convolution: `x [n, c, h, w]`, weight `[o, c, kh, kw]`, stride, padding and an
@@ -27,6 +27,7 @@ impl Case {
         Conv2dSpec {
             stride: self.stride,
             padding: self.pad,
+            layout: Layout::Nchw,
         }
     }
     fn tspec(&self) -> ConvTranspose2dSpec {
@@ -34,6 +35,7 @@ impl Case {
             stride: self.stride,
             padding: self.pad,
             output_padding: self.out_pad,
+            layout: Layout::Nchw,
         }
     }
     fn conv_out(&self) -> Option<[usize; 2]> {
@@ -279,8 +281,76 @@ fn check_adjoint(cs: Case) {
     }
 }
 
+/// Every kernel gives the same values, bit for bit, on NHWC images as on NCHW ones (the NCHW
+/// results being checked against the references above): the kernels compute in NHWC either way,
+/// only the copies in and out differ.
+fn check_layouts<T: Element>(cs: Case) {
+    let nhwc = |t: &Tensor<T>| t.relayout(Layout::Nchw, Layout::Nhwc).unwrap();
+    let same = |what: &str, nchw: &Tensor<T>, got: &Tensor<T>| {
+        assert_eq!(got.data(), nhwc(nchw).data(), "{what} {cs:?}");
+    };
+    let (spec, nspec) = (cs.spec(), cs.spec().in_layout(Layout::Nhwc));
+    let mut rng = Rng::seed_from_u64(cs.seed ^ 0x1a);
+    if let Some([ho, wo]) = cs.conv_out() {
+        let x: Tensor<T> = random(&[cs.n, cs.c, cs.hw[0], cs.hw[1]], &mut rng);
+        let w: Tensor<T> = random(&[cs.o, cs.c, cs.k[0], cs.k[1]], &mut rng);
+        let b: Tensor<T> = random(&[cs.o], &mut rng);
+        let gy: Tensor<T> = random(&[cs.n, cs.o, ho, wo], &mut rng);
+        let (xn, gyn) = (nhwc(&x), nhwc(&gy));
+        for isa in Isa::supported() {
+            let y = conv2d_on(isa, &x, &w, Some(&b), spec).unwrap();
+            same(
+                "conv2d",
+                &y,
+                &conv2d_on(isa, &xn, &w, Some(&b), nspec).unwrap(),
+            );
+            let gx = conv2d_input_grad_on(isa, &gy, &w, cs.hw, spec).unwrap();
+            let gxn = conv2d_input_grad_on(isa, &gyn, &w, cs.hw, nspec).unwrap();
+            same("conv2d_input_grad", &gx, &gxn);
+            let weight_grads = [
+                conv2d_weight_grad_on(isa, &x, &gy, cs.k, spec),
+                conv2d_weight_grad_on(isa, &xn, &gyn, cs.k, nspec),
+                conv2d_weight_grad_per_example_on(isa, &x, &gy, cs.k, spec),
+                conv2d_weight_grad_per_example_on(isa, &xn, &gyn, cs.k, nspec),
+            ]
+            .map(Result::unwrap);
+            assert_eq!(weight_grads[0], weight_grads[1], "weight grad {cs:?}");
+            assert_eq!(weight_grads[2], weight_grads[3], "per example {cs:?}");
+            assert_eq!(
+                conv2d_weight_grad_sq_norms_on(isa, &x, &gy, cs.k, spec).unwrap(),
+                conv2d_weight_grad_sq_norms_on(isa, &xn, &gyn, cs.k, nspec).unwrap(),
+                "sq norms {cs:?}"
+            );
+        }
+    }
+    if let Some([ho, wo]) = cs.tconv_out() {
+        let x: Tensor<T> = random(&[cs.n, cs.c, cs.hw[0], cs.hw[1]], &mut rng);
+        let w: Tensor<T> = random(&[cs.c, cs.o, cs.k[0], cs.k[1]], &mut rng);
+        let b: Tensor<T> = random(&[cs.o], &mut rng);
+        let tspec = cs.tspec();
+        for isa in Isa::supported() {
+            let y = conv_transpose2d_on(isa, &x, &w, Some(&b), tspec).unwrap();
+            let yn =
+                conv_transpose2d_on(isa, &nhwc(&x), &w, Some(&b), tspec.in_layout(Layout::Nhwc))
+                    .unwrap();
+            same("conv_transpose2d", &y, &yn);
+            assert_eq!(y.shape()[2..], [ho, wo]);
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn layouts_agree_bit_for_bit_f32(cs in case()) {
+        check_layouts::<f32>(cs);
+    }
+
+    #[test]
+    fn layouts_agree_bit_for_bit_f64(cs in case()) {
+        check_layouts::<f64>(cs);
+    }
 
     #[test]
     fn conv2d_family_matches_reference_f32(cs in case()) {
@@ -338,6 +408,8 @@ fn model_layers_match_reference() {
         } else {
             check_conv2d::<f32>(cs);
         }
+        // With 32 and 64 channels the NHWC kernels store whole panels in place.
+        check_layouts::<f32>(cs);
         cs.n = 2;
         check_adjoint(cs);
     }
@@ -404,11 +476,13 @@ fn matches_pytorch_values() {
     let spec = Conv2dSpec {
         stride: [2, 1],
         padding: [1, 0],
+        layout: Layout::Nchw,
     };
     let tspec = ConvTranspose2dSpec {
         stride: [2, 1],
         padding: [1, 0],
         output_padding: [1, 0],
+        layout: Layout::Nchw,
     };
     #[rustfmt::skip]
     let expected: [(&[usize], [f64; 8], f64); 4] = [

@@ -9,7 +9,7 @@
 //! Sums and dot products get `n eps sum_i |term_i|`, the classic bound for any summation order.
 
 use core_tensor::simd::{EXP_MAX_REL_ERR, PAR_MAP_MIN, REDUCE_CHUNK, SIGMOID_MAX_REL_ERR};
-use core_tensor::{Binary, Element, Isa, Rng, Tensor, TensorError, Unary};
+use core_tensor::{Binary, Element, Isa, Layout, Rng, Tensor, TensorError, Unary};
 use proptest::prelude::*;
 
 const UNARY: [Unary; 7] = [
@@ -447,7 +447,30 @@ fn simd_sums_accumulate_lane_wise() {
 fn sum_per_channel_matches_loops() {
     let (n, c, h, w) = (3, 5, 7, 9);
     let x = Tensor::<f32>::uniform(&[n, c, h, w], -1.0, 1.0, &mut Rng::seed_from_u64(3));
-    let got = x.sum_per_channel().unwrap();
+    for layout in [Layout::Nchw, Layout::Nhwc] {
+        let got = x
+            .relayout(Layout::Nchw, layout)
+            .unwrap()
+            .sum_per_channel(layout)
+            .unwrap();
+        check_channel_sums(&x, &got);
+    }
+    let e = Tensor::<f32>::zeros(&[2, 3])
+        .sum_per_channel(Layout::Nchw)
+        .unwrap_err();
+    assert!(matches!(
+        e,
+        TensorError::InvalidShape {
+            op: "sum_per_channel",
+            ..
+        }
+    ));
+    assert!(e.to_string().contains("sum_per_channel") && e.to_string().contains("[2, 3]"));
+}
+
+/// `got[ch]` against the f64 sum of channel `ch` of the NCHW tensor `x`.
+fn check_channel_sums(x: &Tensor<f32>, got: &Tensor<f32>) {
+    let [n, c, h, w] = x.dims4("x").unwrap();
     assert_eq!(got.shape(), &[c]);
     for ch in 0..c {
         let mut want = 0.0f64;
@@ -462,15 +485,28 @@ fn sum_per_channel_matches_loops() {
         let err = (got.data()[ch] as f64 - want).abs();
         assert!(err <= (n * h * w) as f64 * EPS * abs, "channel {ch}: {err}");
     }
-    let e = Tensor::<f32>::zeros(&[2, 3]).sum_per_channel().unwrap_err();
-    assert!(matches!(
-        e,
-        TensorError::InvalidShape {
-            op: "sum_per_channel",
-            ..
-        }
-    ));
-    assert!(e.to_string().contains("sum_per_channel") && e.to_string().contains("[2, 3]"));
+}
+
+#[test]
+fn relayout_moves_every_value_and_back() {
+    let (n, c, h, w) = (2, 3, 4, 5);
+    let x = Tensor::<f64>::uniform(&[n, c, h, w], -1.0, 1.0, &mut Rng::seed_from_u64(6));
+    let y = x.relayout(Layout::Nchw, Layout::Nhwc).unwrap();
+    assert_eq!(y.shape(), &[n, h, w, c]);
+    for (img, ch, i, j) in
+        (0..n * c * h * w).map(|k| (k / (c * h * w), k / (h * w) % c, k / w % h, k % w))
+    {
+        assert_eq!(
+            y.data()[((img * h + i) * w + j) * c + ch],
+            x.data()[((img * c + ch) * h + i) * w + j]
+        );
+    }
+    assert_eq!(y.relayout(Layout::Nhwc, Layout::Nchw).unwrap(), x);
+    assert_eq!(x.relayout(Layout::Nchw, Layout::Nchw).unwrap(), x);
+    let e = Tensor::<f64>::zeros(&[2, 3])
+        .relayout(Layout::Nhwc, Layout::Nchw)
+        .unwrap_err();
+    assert!(e.to_string().contains("relayout") && e.to_string().contains("(N, H, W, C)"));
 }
 
 #[test]
@@ -478,18 +514,22 @@ fn add_per_channel_matches_loops() {
     let (n, c, h, w) = (2, 3, 4, 5);
     let x = Tensor::<f32>::uniform(&[n, c, h, w], -1.0, 1.0, &mut Rng::seed_from_u64(4));
     let bias = Tensor::from_vec(vec![0.5f32, -2.0, 3.25], &[c]).unwrap();
-    let mut y = x.clone();
-    y.add_per_channel(&bias).unwrap();
-    for img in 0..n {
-        for ch in 0..c {
-            for i in 0..h * w {
-                let k = (img * c + ch) * h * w + i;
-                assert_eq!(y.data()[k], x.data()[k] + bias.data()[ch]);
+    for layout in [Layout::Nchw, Layout::Nhwc] {
+        let mut y = x.relayout(Layout::Nchw, layout).unwrap();
+        y.add_per_channel(&bias, layout).unwrap();
+        let y = y.relayout(layout, Layout::Nchw).unwrap();
+        for img in 0..n {
+            for ch in 0..c {
+                for i in 0..h * w {
+                    let k = (img * c + ch) * h * w + i;
+                    assert_eq!(y.data()[k], x.data()[k] + bias.data()[ch], "{layout:?}");
+                }
             }
         }
     }
+    let mut y = x.clone();
     let bad = Tensor::<f32>::zeros(&[2]);
-    let e = y.add_per_channel(&bad).unwrap_err();
+    let e = y.add_per_channel(&bad, Layout::Nchw).unwrap_err();
     assert_eq!(
         e,
         TensorError::ShapeMismatch {
@@ -501,7 +541,7 @@ fn add_per_channel_matches_loops() {
     let msg = e.to_string();
     assert!(msg.contains("add_per_channel") && msg.contains("[2, 3, 4, 5]") && msg.contains("[2]"));
     let e = Tensor::<f32>::zeros(&[4])
-        .add_per_channel(&bias)
+        .add_per_channel(&bias, Layout::Nhwc)
         .unwrap_err();
     assert!(e.to_string().contains("add_per_channel") && e.to_string().contains("rank 4"));
 }

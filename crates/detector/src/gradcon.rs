@@ -3,7 +3,7 @@
 
 use autograd::prelude::*;
 use autograd::{grad, per_example, PerExample, Scaling};
-use core_tensor::Tensor;
+use core_tensor::{Layout, Tensor};
 
 use crate::model::{layers, LayerKind, GRAD_LAYER_PARAMS};
 use crate::Result;
@@ -11,22 +11,27 @@ use crate::Result;
 /// `cosine_similarity`'s eps (PyTorch 2.x): norms are clamped below at this value.
 pub const COS_EPS: f64 = 1e-8;
 
-/// The autoencoder's reconstruction of `x` (`[B, C, 28, 28]`), with `params` in the order of
-/// [`crate::model::GradConModel::params`].
+/// The layout the layers run in. The convolution kernels work on each pixel's channels
+/// together, so NHWC activations pass from layer to layer with no reordering; the images are
+/// reordered once on the way in and once on the way out.
+const LAYERS_LAYOUT: Layout = Layout::Nhwc;
+
+/// The autoencoder's reconstruction of `x` (`[B, C, 28, 28]`, as is the result), with `params`
+/// in the order of [`crate::model::GradConModel::params`].
 pub fn forward<'t>(params: &[Var<'t, f32>], x: Var<'t, f32>) -> Result<Var<'t, f32>> {
     let c = x.value().shape()[1];
-    let mut h = x;
+    let mut h = x.relayout(Layout::Nchw, LAYERS_LAYOUT)?;
     for (i, layer) in layers(c).iter().enumerate() {
         let (w, b) = (&params[2 * i], &params[2 * i + 1]);
         h = match layer.kind {
-            LayerKind::Conv => h.conv2d(w, Some(b), layer.conv_spec())?,
+            LayerKind::Conv => h.conv2d(w, Some(b), layer.conv_spec(LAYERS_LAYOUT))?,
             LayerKind::ConvTranspose => {
-                h.conv_transpose2d(w, Some(b), layer.conv_transpose_spec())?
+                h.conv_transpose2d(w, Some(b), layer.conv_transpose_spec(LAYERS_LAYOUT))?
             }
         };
         h = if i == 7 { h.sigmoid()? } else { h.relu()? };
     }
-    Ok(h)
+    Ok(h.relayout(LAYERS_LAYOUT, Layout::Nchw)?)
 }
 
 /// The parts of GradCon's training loss for one batch.

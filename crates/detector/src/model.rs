@@ -4,7 +4,7 @@
 //! `down.0.bias`, `down.2.weight`, ..., `up.6.bias`. The four decoder weights (`up.{0,2,4,6}.weight`)
 //! are GradCon's "gradient layers".
 
-use core_tensor::{Conv2dSpec, ConvTranspose2dSpec, Rng, Tensor};
+use core_tensor::{Conv2dSpec, ConvTranspose2dSpec, Layout, Rng, Tensor};
 
 /// Side of the (square) images the model takes.
 pub const IMAGE_SIDE: usize = 28;
@@ -44,12 +44,14 @@ impl Layer {
         self.weight_shape()[1] * KERNEL * KERNEL
     }
 
-    pub fn conv_spec(&self) -> Conv2dSpec {
-        Conv2dSpec::new(STRIDE, self.padding)
+    /// The layer as a convolution on images in `layout`.
+    pub fn conv_spec(&self, layout: Layout) -> Conv2dSpec {
+        Conv2dSpec::new(STRIDE, self.padding).in_layout(layout)
     }
 
-    pub fn conv_transpose_spec(&self) -> ConvTranspose2dSpec {
-        ConvTranspose2dSpec::new(STRIDE, self.padding, 0)
+    /// The layer as a transposed convolution on images in `layout`.
+    pub fn conv_transpose_spec(&self, layout: Layout) -> ConvTranspose2dSpec {
+        ConvTranspose2dSpec::new(STRIDE, self.padding, 0).in_layout(layout)
     }
 }
 

@@ -1,4 +1,5 @@
-//! Convolutions (NCHW): `conv2d`, `conv_transpose2d` and `conv2d_weight_grad`.
+//! Convolutions: `conv2d`, `conv_transpose2d` and `conv2d_weight_grad`, on NCHW or NHWC images
+//! as their spec says (the rules below keep the layout: every image they make is in it).
 //!
 //! The three are closed under differentiation, so every backward rule is one of them:
 //! - `y = conv2d(x, w) + b`: `dx = conv_transpose2d(gy, w)` (output padding derived from x's
@@ -12,7 +13,7 @@
 use std::rc::Rc;
 
 use core_tensor::conv::{self as kernels};
-use core_tensor::{Conv2dSpec, ConvTranspose2dSpec, Element, Tensor, TensorError};
+use core_tensor::{Conv2dSpec, ConvTranspose2dSpec, Element, Layout, Tensor, TensorError};
 
 use super::{Differentiable, Op, ReduceOps, Rule};
 use crate::tape::NodeId;
@@ -119,8 +120,17 @@ pub(crate) fn forward<T: Element>(op: &ConvOp<Rc<Tensor<T>>>) -> Result<Tensor<T
     })
 }
 
-fn hw(shape: &[usize]) -> [usize; 2] {
+/// Kernel height and width of a weight `[o, c, kh, kw]`.
+fn kernel_hw(shape: &[usize]) -> [usize; 2] {
     [shape[2], shape[3]]
+}
+
+/// Height and width of a 4-D image batch in `layout`.
+fn image_hw(shape: &[usize], layout: Layout) -> [usize; 2] {
+    match layout {
+        Layout::Nchw => [shape[2], shape[3]],
+        Layout::Nhwc => [shape[1], shape[2]],
+    }
 }
 
 /// The transposed-convolution spec mapping a `conv2d` output of size `out_hw` back to its input
@@ -158,6 +168,7 @@ fn transpose_spec(
         stride: spec.stride,
         padding: spec.padding,
         output_padding,
+        layout: spec.layout,
     })
 }
 
@@ -172,19 +183,19 @@ pub(crate) fn backward<T: Element, V: Differentiable<T>>(
             let wv = r.input(w);
             if r.needs(x) {
                 let t = transpose_spec(
-                    hw(&gy.shape()),
-                    hw(&wv.shape()),
-                    hw(&r.input(x).shape()),
+                    image_hw(&gy.shape(), spec.layout),
+                    kernel_hw(&wv.shape()),
+                    image_hw(&r.input(x).shape(), spec.layout),
                     spec,
                 )?;
                 r.send(x, gy.conv_transpose2d(&wv, None, t)?);
             }
             if r.needs(w) {
-                let kernel_hw = hw(&wv.shape());
-                r.send(w, r.input(x).conv2d_weight_grad(&gy, kernel_hw, spec)?);
+                let k = kernel_hw(&wv.shape());
+                r.send(w, r.input(x).conv2d_weight_grad(&gy, k, spec)?);
             }
             if let Some(b) = bias.filter(|&b| r.needs(b)) {
-                r.send(b, gy.sum_per_channel()?);
+                r.send(b, gy.sum_per_channel(spec.layout)?);
             }
         }
         C::ConvTranspose2d { x, w, bias, spec } => {
@@ -193,21 +204,23 @@ pub(crate) fn backward<T: Element, V: Differentiable<T>>(
                 r.send(x, gy.conv2d(&wv, None, spec.forward())?);
             }
             if r.needs(w) {
-                let kernel_hw = hw(&wv.shape());
-                r.send(
-                    w,
-                    gy.conv2d_weight_grad(&r.input(x), kernel_hw, spec.forward())?,
-                );
+                let k = kernel_hw(&wv.shape());
+                r.send(w, gy.conv2d_weight_grad(&r.input(x), k, spec.forward())?);
             }
             if let Some(b) = bias.filter(|&b| r.needs(b)) {
-                r.send(b, gy.sum_per_channel()?);
+                r.send(b, gy.sum_per_channel(spec.layout)?);
             }
         }
         C::Conv2dWeightGrad { x, gy: g, spec, .. } => {
             // Here `gy` (the rule's incoming gradient) has the weight's shape [o, c, kh, kw].
             let (xv, gv) = (r.input(x), r.input(g));
             if r.needs(x) {
-                let t = transpose_spec(hw(&gv.shape()), hw(&gy.shape()), hw(&xv.shape()), spec)?;
+                let t = transpose_spec(
+                    image_hw(&gv.shape(), spec.layout),
+                    kernel_hw(&gy.shape()),
+                    image_hw(&xv.shape(), spec.layout),
+                    spec,
+                )?;
                 r.send(x, gv.conv_transpose2d(&gy, None, t)?);
             }
             if r.needs(g) {
@@ -293,22 +306,25 @@ mod tests {
 
     #[test]
     fn gradients_first_and_second_order() {
-        let x = random(&[2, 3, 5, 4], 1, -1.0, 1.0);
-        let w = random(&[2, 3, 3, 2], 2, -1.0, 1.0);
-        let b = random(&[2], 3, -1.0, 1.0);
-        let spec = Conv2dSpec::new(2, 1);
-        assert_grads(
-            |v| v[0].conv2d(&v[1], Some(&v[2]), spec),
-            &[x.clone(), w.clone(), b.clone()],
-        );
-        // ConvT with weight [3, 2, 3, 2]: 3 input channels to 2 outputs.
-        let wt = random(&[3, 2, 3, 2], 4, -1.0, 1.0);
-        let tspec = ConvTranspose2dSpec::new(2, 1, 1);
-        assert_grads(
-            |v| v[0].conv_transpose2d(&v[1], Some(&v[2]), tspec),
-            &[x.clone(), wt, b],
-        );
-        let gy = random(&[2, 2, 3, 3], 5, -1.0, 1.0);
-        assert_grads(|v| v[0].conv2d_weight_grad(&v[1], [3, 2], spec), &[x, gy]);
+        for layout in [Layout::Nchw, Layout::Nhwc] {
+            // x: 2 images of 3 channels, 5 x 4; gy: 2 channels, 3 x 3.
+            let x = random(&layout.shape([2, 3, 5, 4]), 1, -1.0, 1.0);
+            let w = random(&[2, 3, 3, 2], 2, -1.0, 1.0);
+            let b = random(&[2], 3, -1.0, 1.0);
+            let spec = Conv2dSpec::new(2, 1).in_layout(layout);
+            assert_grads(
+                |v| v[0].conv2d(&v[1], Some(&v[2]), spec),
+                &[x.clone(), w.clone(), b.clone()],
+            );
+            // ConvT with weight [3, 2, 3, 2]: 3 input channels to 2 outputs.
+            let wt = random(&[3, 2, 3, 2], 4, -1.0, 1.0);
+            let tspec = ConvTranspose2dSpec::new(2, 1, 1).in_layout(layout);
+            assert_grads(
+                |v| v[0].conv_transpose2d(&v[1], Some(&v[2]), tspec),
+                &[x.clone(), wt, b],
+            );
+            let gy = random(&layout.shape([2, 2, 3, 3]), 5, -1.0, 1.0);
+            assert_grads(|v| v[0].conv2d_weight_grad(&v[1], [3, 2], spec), &[x, gy]);
+        }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::rc::Rc;
 
-use core_tensor::{Element, Tensor, TensorError};
+use core_tensor::{Element, Layout, Tensor, TensorError};
 
 use super::{check_scalar, Differentiable, Op, ReduceOps, Rule, ShapeOps};
 use crate::tape::NodeId;
@@ -39,10 +39,11 @@ pub enum ElementwiseOp<T, I> {
         x: I,
         threshold: T,
     },
-    /// `x[n, c, h, w] + bias[c]`.
+    /// `x[n, c, h, w] + bias[c]` (`x` in the given layout).
     AddPerChannel {
         x: I,
         bias: I,
+        layout: Layout,
     },
 }
 
@@ -76,9 +77,13 @@ impl<T: Element, I> ElementwiseOp<T, I> {
                     threshold,
                 }
             }
-            E::AddPerChannel { x, bias } => {
+            E::AddPerChannel { x, bias, layout } => {
                 let x = f(x);
-                E::AddPerChannel { x, bias: f(bias) }
+                E::AddPerChannel {
+                    x,
+                    bias: f(bias),
+                    layout,
+                }
             }
         }
     }
@@ -97,7 +102,7 @@ impl<T: Element, I> ElementwiseOp<T, I> {
             | E::ClampMin(x, _) => vec![x],
             E::ScaleBy { x, s } => vec![x, s],
             E::Gate { g, x, .. } => vec![g, x],
-            E::AddPerChannel { x, bias } => vec![x, bias],
+            E::AddPerChannel { x, bias, .. } => vec![x, bias],
         }
     }
 
@@ -179,9 +184,9 @@ pub(crate) fn forward<T: Element>(op: &ElementwiseOp<T, Rc<Tensor<T>>>) -> Resul
                 Tensor::from_vec(data, g.shape())?
             }
         }
-        E::AddPerChannel { x, bias } => {
+        E::AddPerChannel { x, bias, layout } => {
             let mut y = Tensor::clone(x);
-            y.add_per_channel(bias)?;
+            y.add_per_channel(bias, *layout)?;
             y
         }
     })
@@ -256,12 +261,12 @@ pub(crate) fn backward<T: Element, V: Differentiable<T>>(
             // The gate is locally constant in x (almost everywhere): x receives nothing.
             r.send(g, gy.gate(&r.input(x), threshold)?);
         }
-        E::AddPerChannel { x, bias } => {
+        E::AddPerChannel { x, bias, layout } => {
             if r.needs(x) {
                 r.send(x, gy.clone());
             }
             if r.needs(bias) {
-                r.send(bias, gy.sum_per_channel()?);
+                r.send(bias, gy.sum_per_channel(layout)?);
             }
         }
     }
@@ -349,11 +354,12 @@ pub trait ElementwiseOps<T: Element>: Differentiable<T> {
     fn relu_backward(&self, x: &Self) -> Result<Self> {
         self.gate(x, T::ZERO)
     }
-    /// `self[n, c, h, w] + bias[c]` for an NCHW `self` and a `[C]` bias.
-    fn add_per_channel(&self, bias: &Self) -> Result<Self> {
+    /// `self[n, c, h, w] + bias[c]` for a `self` in `layout` and a `[C]` bias.
+    fn add_per_channel(&self, bias: &Self, layout: Layout) -> Result<Self> {
         ew(E::AddPerChannel {
             x: self.clone(),
             bias: bias.clone(),
+            layout,
         })
     }
 }
@@ -386,8 +392,12 @@ mod tests {
         let x = tape.constant(Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[1, 2, 1, 2]).unwrap());
         let bias = tape.constant(Tensor::from_vec(vec![10.0, 20.0], &[2]).unwrap());
         assert_eq!(
-            v(x.add_per_channel(&bias).unwrap()),
+            v(x.add_per_channel(&bias, Layout::Nchw).unwrap()),
             [11.0, 12.0, 23.0, 24.0]
+        );
+        assert_eq!(
+            v(x.add_per_channel(&bias, Layout::Nhwc).unwrap()),
+            [11.0, 22.0, 13.0, 24.0]
         );
     }
 
@@ -439,6 +449,11 @@ mod tests {
         assert_grads(|v| v[0].gate(&v[1], 0.0), &[x.clone(), mixed]);
         let nchw = random(&[2, 3, 2, 2], 3, -1.0, 1.0);
         let bias = random(&[3], 4, -1.0, 1.0);
-        assert_grads(|v| v[0].add_per_channel(&v[1]), &[nchw, bias]);
+        assert_grads(
+            |v| v[0].add_per_channel(&v[1], Layout::Nchw),
+            &[nchw, bias.clone()],
+        );
+        let nhwc = random(&[2, 2, 2, 3], 6, -1.0, 1.0);
+        assert_grads(|v| v[0].add_per_channel(&v[1], Layout::Nhwc), &[nhwc, bias]);
     }
 }

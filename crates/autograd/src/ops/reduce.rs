@@ -3,7 +3,7 @@
 
 use std::rc::Rc;
 
-use core_tensor::{Element, Tensor, TensorError};
+use core_tensor::{Element, Layout, Tensor, TensorError};
 
 use super::{check_scalar, Differentiable, ElementwiseOps, Op, Rule, ShapeOps};
 use crate::tape::NodeId;
@@ -16,10 +16,14 @@ pub enum ReduceOp<I> {
     Sum(I),
     /// `(1/n) sum_i x_i` (rank 0).
     Mean(I),
-    /// `y[c] = sum_{n,h,w} x[n, c, h, w]`.
-    SumPerChannel(I),
-    /// `y[n, c, h, w] = b[c]` for the given NCHW shape: the adjoint of `SumPerChannel`.
-    ExpandPerChannel { b: I, shape: Vec<usize> },
+    /// `y[c] = sum_{n,h,w} x[n, c, h, w]` (`x` in the given layout).
+    SumPerChannel(I, Layout),
+    /// `y[n, c, h, w] = b[c]` for the given shape and layout: the adjoint of `SumPerChannel`.
+    ExpandPerChannel {
+        b: I,
+        shape: Vec<usize>,
+        layout: Layout,
+    },
     /// `sum_i a_i b_i` over the flattened tensors (rank 0).
     Dot(I, I),
     /// `|x| = sqrt(sum_i x_i^2)` over the flattened tensor (rank 0).
@@ -35,8 +39,12 @@ impl<I> ReduceOp<I> {
         match self {
             R::Sum(x) => R::Sum(f(x)),
             R::Mean(x) => R::Mean(f(x)),
-            R::SumPerChannel(x) => R::SumPerChannel(f(x)),
-            R::ExpandPerChannel { b, shape } => R::ExpandPerChannel { b: f(b), shape },
+            R::SumPerChannel(x, layout) => R::SumPerChannel(f(x), layout),
+            R::ExpandPerChannel { b, shape, layout } => R::ExpandPerChannel {
+                b: f(b),
+                shape,
+                layout,
+            },
             R::Dot(a, b) => {
                 let a = f(a);
                 R::Dot(a, f(b))
@@ -48,7 +56,7 @@ impl<I> ReduceOp<I> {
 
     pub(crate) fn inputs(&self) -> Vec<&I> {
         match self {
-            R::Sum(x) | R::Mean(x) | R::SumPerChannel(x) | R::Norm(x) => vec![x],
+            R::Sum(x) | R::Mean(x) | R::SumPerChannel(x, _) | R::Norm(x) => vec![x],
             R::ExpandPerChannel { b, .. } => vec![b],
             R::Broadcast { s, .. } => vec![s],
             R::Dot(a, b) => vec![a, b],
@@ -59,7 +67,7 @@ impl<I> ReduceOp<I> {
         match self {
             R::Sum(_) => "sum",
             R::Mean(_) => "mean",
-            R::SumPerChannel(_) => "sum_per_channel",
+            R::SumPerChannel(..) => "sum_per_channel",
             R::ExpandPerChannel { .. } => "expand_per_channel",
             R::Dot(..) => "dot",
             R::Norm(_) => "norm",
@@ -82,10 +90,10 @@ pub(crate) fn forward<T: Element>(op: &ReduceOp<Rc<Tensor<T>>>) -> Result<Tensor
             }
             Tensor::scalar(x.sum() / T::from_f64(x.len() as f64))
         }
-        R::SumPerChannel(x) => x.sum_per_channel()?,
-        R::ExpandPerChannel { b, shape } => {
+        R::SumPerChannel(x, layout) => x.sum_per_channel(*layout)?,
+        R::ExpandPerChannel { b, shape, layout } => {
             let mut y = Tensor::zeros(shape);
-            y.add_per_channel(b)?;
+            y.add_per_channel(b, *layout)?;
             y
         }
         R::Dot(a, b) => Tensor::scalar(a.dot(b)?),
@@ -116,11 +124,11 @@ pub(crate) fn backward<T: Element, V: Differentiable<T>>(
             let n = shape.iter().product::<usize>() as f64;
             r.send(x, gy.scale(T::from_f64(1.0 / n))?.broadcast(&shape)?);
         }
-        R::SumPerChannel(x) => {
+        R::SumPerChannel(x, layout) => {
             let shape = r.input(x).shape();
-            r.send(x, gy.expand_per_channel(&shape)?);
+            r.send(x, gy.expand_per_channel(&shape, layout)?);
         }
-        R::ExpandPerChannel { b, .. } => r.send(b, gy.sum_per_channel()?),
+        R::ExpandPerChannel { b, layout, .. } => r.send(b, gy.sum_per_channel(layout)?),
         R::Dot(a, b) => {
             if r.needs(a) {
                 r.send(a, r.input(b).scale_by(&gy)?);
@@ -156,15 +164,16 @@ pub trait ReduceOps<T: Element>: Differentiable<T> {
     fn mean(&self) -> Result<Self> {
         reduce(R::Mean(self.clone()))
     }
-    /// `y[c] = sum_{n,h,w} x[n, c, h, w]` (NCHW to `[C]`).
-    fn sum_per_channel(&self) -> Result<Self> {
-        reduce(R::SumPerChannel(self.clone()))
+    /// `y[c] = sum_{n,h,w} x[n, c, h, w]` (images in `layout` to `[C]`).
+    fn sum_per_channel(&self, layout: Layout) -> Result<Self> {
+        reduce(R::SumPerChannel(self.clone(), layout))
     }
-    /// `y[n, c, h, w] = self[c]` for an NCHW `shape`.
-    fn expand_per_channel(&self, shape: &[usize]) -> Result<Self> {
+    /// `y[n, c, h, w] = self[c]` for a `shape` in `layout`.
+    fn expand_per_channel(&self, shape: &[usize], layout: Layout) -> Result<Self> {
         reduce(R::ExpandPerChannel {
             b: self.clone(),
             shape: shape.to_vec(),
+            layout,
         })
     }
     /// `sum_i a_i b_i` over the flattened tensors (same shapes), a rank-0 tensor.
@@ -199,12 +208,32 @@ mod tests {
             .constant(Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[1, 2, 3, 1]).unwrap());
         assert_eq!(x.sum().unwrap().to_scalar().unwrap(), 21.0);
         assert_eq!(x.mean().unwrap().to_scalar().unwrap(), 3.5);
-        assert_eq!(x.sum_per_channel().unwrap().value().data(), &[6.0, 15.0]);
+        assert_eq!(
+            x.sum_per_channel(Layout::Nchw).unwrap().value().data(),
+            &[6.0, 15.0]
+        );
+        // The same values as one image of 1 x 3 pixels with 2 channels.
+        let xn = tape
+            .constant(Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[1, 1, 3, 2]).unwrap());
+        assert_eq!(
+            xn.sum_per_channel(Layout::Nhwc).unwrap().value().data(),
+            &[9.0, 12.0]
+        );
         assert_eq!(x.dot(&x).unwrap().to_scalar().unwrap(), 91.0);
         assert_eq!(x.norm().unwrap().to_scalar().unwrap(), 91f64.sqrt());
         let b = tape.constant(Tensor::from_vec(vec![1.0, 2.0], &[2]).unwrap());
         assert_eq!(
-            b.expand_per_channel(&[2, 2, 1, 1]).unwrap().value().data(),
+            b.expand_per_channel(&[2, 2, 1, 1], Layout::Nchw)
+                .unwrap()
+                .value()
+                .data(),
+            &[1.0, 2.0, 1.0, 2.0]
+        );
+        assert_eq!(
+            b.expand_per_channel(&[1, 2, 1, 2], Layout::Nhwc)
+                .unwrap()
+                .value()
+                .data(),
             &[1.0, 2.0, 1.0, 2.0]
         );
         let s = tape.constant(Tensor::scalar(2.5));
@@ -229,8 +258,17 @@ mod tests {
         let s = Tensor::scalar(0.3);
         assert_grads(|v| v[0].sum(), std::slice::from_ref(&x));
         assert_grads(|v| v[0].mean(), std::slice::from_ref(&x));
-        assert_grads(|v| v[0].sum_per_channel(), std::slice::from_ref(&x));
-        assert_grads(|v| v[0].expand_per_channel(&[2, 3, 2, 2]), &[c]);
+        for layout in [Layout::Nchw, Layout::Nhwc] {
+            assert_grads(|v| v[0].sum_per_channel(layout), std::slice::from_ref(&x));
+        }
+        assert_grads(
+            |v| v[0].expand_per_channel(&[2, 3, 2, 2], Layout::Nchw),
+            std::slice::from_ref(&c),
+        );
+        assert_grads(
+            |v| v[0].expand_per_channel(&[2, 2, 2, 3], Layout::Nhwc),
+            &[c],
+        );
         assert_grads(|v| v[0].dot(&v[1]), &[x.clone(), y]);
         assert_grads(|v| v[0].norm(), &[x]);
         assert_grads(|v| v[0].broadcast(&[2, 2]), &[s]);

@@ -1,8 +1,8 @@
-//! Shape operations: the same values under another shape.
+//! Shape operations: the same values under another shape or in another order.
 
 use std::rc::Rc;
 
-use core_tensor::{Element, Tensor};
+use core_tensor::{Element, Layout, Tensor};
 
 use super::{Differentiable, Op, Rule};
 use crate::tape::NodeId;
@@ -13,24 +13,28 @@ use crate::Result;
 pub enum ShapeOp<I> {
     /// The same values (row-major) under `shape`, of equal size.
     Reshape { x: I, shape: Vec<usize> },
+    /// The same images in layout `to` (`x` in layout `from`): a permutation of the values.
+    Relayout { x: I, from: Layout, to: Layout },
 }
 
 impl<I> ShapeOp<I> {
     pub(crate) fn map<J>(self, f: &mut impl FnMut(I) -> J) -> ShapeOp<J> {
         match self {
             ShapeOp::Reshape { x, shape } => ShapeOp::Reshape { x: f(x), shape },
+            ShapeOp::Relayout { x, from, to } => ShapeOp::Relayout { x: f(x), from, to },
         }
     }
 
     pub(crate) fn inputs(&self) -> Vec<&I> {
         match self {
-            ShapeOp::Reshape { x, .. } => vec![x],
+            ShapeOp::Reshape { x, .. } | ShapeOp::Relayout { x, .. } => vec![x],
         }
     }
 
     pub(crate) fn name(&self) -> &'static str {
         match self {
             ShapeOp::Reshape { .. } => "reshape",
+            ShapeOp::Relayout { .. } => "relayout",
         }
     }
 }
@@ -38,6 +42,7 @@ impl<I> ShapeOp<I> {
 pub(crate) fn forward<T: Element>(op: &ShapeOp<Rc<Tensor<T>>>) -> Result<Tensor<T>> {
     match op {
         ShapeOp::Reshape { x, shape } => Ok(Tensor::clone(x).reshape(shape)?),
+        ShapeOp::Relayout { x, from, to } => Ok(x.relayout(*from, *to)?),
     }
 }
 
@@ -52,6 +57,11 @@ pub(crate) fn backward<T: Element, V: Differentiable<T>>(
             let g = r.gy.reshape(&shape)?;
             r.send(x, g);
         }
+        // A permutation's adjoint is its inverse.
+        ShapeOp::Relayout { x, from, to } => {
+            let g = r.gy.relayout(to, from)?;
+            r.send(x, g);
+        }
     }
     Ok(())
 }
@@ -63,6 +73,14 @@ pub trait ShapeOps<T: Element>: Differentiable<T> {
         Self::apply(Op::Shape(ShapeOp::Reshape {
             x: self.clone(),
             shape: shape.to_vec(),
+        }))
+    }
+    /// The same images in layout `to`, `self` being in layout `from`.
+    fn relayout(&self, from: Layout, to: Layout) -> Result<Self> {
+        Self::apply(Op::Shape(ShapeOp::Relayout {
+            x: self.clone(),
+            from,
+            to,
         }))
     }
     /// The values as a rank-1 tensor.
@@ -99,5 +117,28 @@ mod tests {
             std::slice::from_ref(&x),
         );
         assert_grads(|v| v[0].flatten(), &[x]);
+        let images = random(&[2, 3, 2, 4], 2, -1.0, 1.0);
+        for (from, to) in [(Layout::Nchw, Layout::Nhwc), (Layout::Nhwc, Layout::Nchw)] {
+            assert_grads(
+                |v| v[0].relayout(from, to)?.square(),
+                std::slice::from_ref(&images),
+            );
+        }
+    }
+
+    #[test]
+    fn relayout_permutes_and_round_trips() {
+        let tape = Tape::<f64>::new();
+        let x = tape.constant(random(&[2, 3, 2, 4], 1, -1.0, 1.0));
+        let y = x.relayout(Layout::Nchw, Layout::Nhwc).unwrap();
+        assert_eq!(y.value().shape(), &[2, 2, 4, 3]);
+        assert_eq!(y.value().data()[1], x.value().data()[8]);
+        assert_eq!(y.value().data()[3], x.value().data()[1]);
+        let back = y.relayout(Layout::Nhwc, Layout::Nchw).unwrap();
+        assert_eq!(back.value().data(), x.value().data());
+        assert!(tape
+            .constant(random(&[2, 3], 1, -1.0, 1.0))
+            .relayout(Layout::Nchw, Layout::Nhwc)
+            .is_err());
     }
 }

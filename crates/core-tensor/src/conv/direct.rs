@@ -17,6 +17,10 @@
 //!   reduced over the positions of the chunk (per-chunk partial sums are added in chunk order
 //!   by the caller).
 //!
+//! The images outside are NCHW or NHWC ([`Layout`]). From NCHW each image is transposed into
+//! and out of the scratch layout; from NHWC these are row copies, or none at all where a GEMM
+//! can write its `[position][channel]` rows straight into the output.
+//!
 //! Chunks are fixed by the shapes alone ([`batch_chunk`], [`weight_grad_chunk`]), never by the
 //! thread count.
 
@@ -26,7 +30,7 @@ use super::transpose::transpose;
 use crate::conv::ConvShape;
 use crate::gemm::kernels::{Kernel, TileArgs, MAX_TILE};
 use crate::gemm::with_scratch;
-use crate::{Element, Isa};
+use crate::{Element, Isa, Layout};
 
 /// Output positions a chunk of examples should hold at least (enough rows for the tiles): small
 /// chunks, so that a worker thread that wakes late still finds work to take.
@@ -41,6 +45,8 @@ pub(super) struct Geometry {
     pub s: ConvShape,
     pub stride: [usize; 2],
     pub padding: [usize; 2],
+    /// Layout of the images outside the kernels (inputs, outputs and their gradients).
+    pub layout: Layout,
 }
 
 impl Geometry {
@@ -95,21 +101,31 @@ impl Geometry {
             .map(|p| self.row_base(p / pos, p % pos))
             .collect()
     }
-    /// Copies `ne` NCHW images into zero-padded NHWC.
+    /// Copies `ne` images (in the geometry's layout) into zero-padded NHWC.
     fn pad_nhwc<T: Element>(&self, isa: Isa, x: &[T], ne: usize, out: &mut [T]) {
         let (c, h, w) = (self.s.c, self.s.h, self.s.w);
         let (wp, [ph, pw]) = (self.wp(), self.padding);
-        out.fill(T::ZERO);
         if c == 0 {
             return;
         }
         for e in 0..ne {
             let img = &mut out[e * self.padded_len()..][..self.padded_len()];
             let src = &x[e * c * h * w..][..c * h * w];
-            // Image row y is a `c x w` block (stride h w) transposed into `w x c` pixels.
-            for y in 0..h {
-                let dst = &mut img[((y + ph) * wp + pw) * c..][..w * c];
-                transpose(isa, &src[y * w..], h * w, dst, c, c, w);
+            // Only the margins need zeros: the padding rows above and below, and the padding
+            // pixels either side of each image row.
+            let (top, rows) = img.split_at_mut(ph * wp * c);
+            top.fill(T::ZERO);
+            rows[h * wp * c..].fill(T::ZERO);
+            for (y, row) in rows.chunks_exact_mut(wp * c).take(h).enumerate() {
+                let (left, rest) = row.split_at_mut(pw * c);
+                let (dst, right) = rest.split_at_mut(w * c);
+                left.fill(T::ZERO);
+                right.fill(T::ZERO);
+                match self.layout {
+                    // Image row y is a `c x w` block (stride h w) transposed into `w x c` pixels.
+                    Layout::Nchw => transpose(isa, &src[y * w..], h * w, dst, c, c, w),
+                    Layout::Nhwc => dst.copy_from_slice(&src[y * w * c..][..w * c]),
+                }
             }
         }
     }
@@ -121,6 +137,51 @@ fn add_bias<T: Element>(example: &mut [T], plane: usize, bias: Option<&[T]>) {
         for (values, &bv) in example.chunks_mut(plane).zip(b) {
             for v in values {
                 *v += bv;
+            }
+        }
+    }
+}
+
+/// Adds `bias` to every pixel (`bias.len()` channels) of NHWC images.
+fn add_bias_nhwc<T: Element>(images: &mut [T], bias: Option<&[T]>) {
+    if let Some(b) = bias.filter(|b| !b.is_empty()) {
+        for pixel in images.chunks_exact_mut(b.len()) {
+            for (v, &bv) in pixel.iter_mut().zip(b) {
+                *v += bv;
+            }
+        }
+    }
+}
+
+/// Writes examples held as `[pixel][stride]` rows (`pixels` rows per example, the first `ch`
+/// values of each row) into `out` as images in `layout`, adding `bias[channel]`.
+#[allow(clippy::too_many_arguments)]
+fn store_pixels<T: Element>(
+    isa: Isa,
+    layout: Layout,
+    src: &[T],
+    stride: usize,
+    pixels: usize,
+    ch: usize,
+    bias: Option<&[T]>,
+    out: &mut [T],
+) {
+    let len = pixels * ch;
+    if len == 0 {
+        return;
+    }
+    for (e, oe) in out.chunks_exact_mut(len).enumerate() {
+        let se = &src[e * pixels * stride..];
+        match layout {
+            Layout::Nchw => {
+                transpose(isa, se, stride, oe, pixels, pixels, ch);
+                add_bias(oe, pixels, bias);
+            }
+            Layout::Nhwc => {
+                for (p, row) in oe.chunks_exact_mut(ch).enumerate() {
+                    row.copy_from_slice(&se[p * stride..][..ch]);
+                }
+                add_bias_nhwc(oe, bias);
             }
         }
     }
@@ -165,7 +226,7 @@ fn pack_forward_weights<T: Element>(g: &Geometry, nr: usize, w: &[T], out: &mut 
     }
 }
 
-/// `y = conv2d(x, w) + b`, all NCHW, on kernel `kern`.
+/// `y = conv2d(x, w) + b`, images in the geometry's layout, on kernel `kern`.
 pub(super) fn forward<T: Element>(
     kern: Kernel<T>,
     g: &Geometry,
@@ -194,9 +255,13 @@ pub(super) fn forward<T: Element>(
                 let total = ne * pos;
                 let xc = &x[chunk * nb * c * h * g.s.w..][..ne * c * h * g.s.w];
                 let o_pad = panels * nr;
-                with_scratch::<T, _>(ne * g.padded_len() + total * o_pad, |buf| {
-                    let (xpad, ypos) = buf.split_at_mut(ne * g.padded_len());
+                // NHWC with whole panels: the tiles are stored straight into the output.
+                let in_place = g.layout == Layout::Nhwc && o == o_pad;
+                let scratch = if in_place { 0 } else { total * o_pad };
+                with_scratch::<T, _>(ne * g.padded_len() + scratch, |buf| {
+                    let (xpad, scratch) = buf.split_at_mut(ne * g.padded_len());
                     g.pad_nhwc(kern.isa, xc, ne, xpad);
+                    let ypos: &mut [T] = if in_place { &mut *yc } else { scratch };
                     let mut tile = [T::ZERO; MAX_TILE];
                     let tp = tile.as_mut_ptr();
                     for p0 in (0..total).step_by(mr) {
@@ -226,18 +291,19 @@ pub(super) fn forward<T: Element>(
                             unsafe { kern.run(&args) };
                         }
                     }
-                    // ypos is [position][o]: transpose each example to [o][position], add bias.
-                    for e in 0..ne {
-                        let ye = &mut yc[e * o * pos..][..o * pos];
-                        transpose(kern.isa, &ypos[e * pos * o_pad..], o_pad, ye, pos, pos, o);
-                        add_bias(ye, pos, bias);
+                    // ypos is [position][o_pad]: to the output's layout, adding the bias.
+                    if in_place {
+                        add_bias_nhwc(yc, bias);
+                    } else {
+                        store_pixels(kern.isa, g.layout, scratch, o_pad, pos, o, bias, yc);
                     }
                 });
             });
     });
 }
 
-/// The adjoint of [`forward`] in `x`: `gx = conv2d_input_grad(gy, w) + b[c]`, all NCHW.
+/// The adjoint of [`forward`] in `x`: `gx = conv2d_input_grad(gy, w) + b[c]`, images in the
+/// geometry's layout.
 ///
 /// Where every kernel extent is a multiple of its stride, as [`adjoint_phased`] (a gather, each
 /// output value written once) when the output has channels enough to fill half a tile, else
@@ -337,16 +403,26 @@ fn adjoint_phased<T: Element>(
             .for_each(|(chunk, gxc)| {
                 let ne = gxc.len() / (c * pixels);
                 let gyc = &gy[chunk * nb * o * ho * wo..][..ne * o * ho * wo];
-                with_scratch::<T, _>(ne * glen + ne * pixels * c_pad, |buf| {
-                    let (gpad, ypos) = buf.split_at_mut(ne * glen);
+                // NHWC with whole panels: the tiles are stored straight into the output.
+                let in_place = g.layout == Layout::Nhwc && c == c_pad;
+                let scratch = if in_place { 0 } else { ne * pixels * c_pad };
+                with_scratch::<T, _>(ne * glen + scratch, |buf| {
+                    let (gpad, scratch) = buf.split_at_mut(ne * glen);
                     gpad.fill(T::ZERO);
                     for e in 0..ne {
                         for i in 0..ho {
                             let dst = &mut gpad[e * glen + ((i + ah - 1) * gw + aw - 1) * o..];
-                            let src = &gyc[e * o * ho * wo + i * wo..];
-                            transpose(kern.isa, src, ho * wo, dst, o, o, wo);
+                            match g.layout {
+                                Layout::Nchw => {
+                                    let src = &gyc[e * o * ho * wo + i * wo..];
+                                    transpose(kern.isa, src, ho * wo, dst, o, o, wo);
+                                }
+                                Layout::Nhwc => dst[..wo * o]
+                                    .copy_from_slice(&gyc[(e * ho + i) * wo * o..][..wo * o]),
+                            }
                         }
                     }
+                    let ypos: &mut [T] = if in_place { &mut *gxc } else { scratch };
                     let mut tile = [T::ZERO; MAX_TILE];
                     let tp = tile.as_mut_ptr();
                     for (phase, list) in phases.iter().enumerate() {
@@ -390,19 +466,11 @@ fn adjoint_phased<T: Element>(
                             }
                         }
                     }
-                    // ypos is [pixel][channel]: transpose each example to NCHW, add the bias.
-                    for e in 0..ne {
-                        let ge = &mut gxc[e * c * pixels..][..c * pixels];
-                        transpose(
-                            kern.isa,
-                            &ypos[e * pixels * c_pad..],
-                            c_pad,
-                            ge,
-                            pixels,
-                            pixels,
-                            c,
-                        );
-                        add_bias(ge, pixels, bias);
+                    // ypos is [pixel][c_pad]: to the output's layout, adding the bias.
+                    if in_place {
+                        add_bias_nhwc(gxc, bias);
+                    } else {
+                        store_pixels(kern.isa, g.layout, scratch, c_pad, pixels, c, bias, gxc);
                     }
                 });
             });
@@ -460,12 +528,16 @@ fn adjoint_scatter<T: Element>(
             .for_each(|(chunk, gxc)| {
                 let ne = gxc.len() / (c * h * wd);
                 let gyc = &gy[chunk * nb * o * pos..][..ne * o * pos];
-                with_scratch::<T, _>(ne * pos * o, |gn| {
-                    // gy as a dense [position][o] matrix: the rows of this GEMM.
-                    for e in 0..ne {
-                        let dst = &mut gn[e * pos * o..];
-                        transpose(kern.isa, &gyc[e * o * pos..], pos, dst, o, o, pos);
+                // gy as a dense [position][o] matrix: the rows of this GEMM (NHWC already is).
+                let nchw = g.layout == Layout::Nchw;
+                with_scratch::<T, _>(if nchw { ne * pos * o } else { 0 }, |gn| {
+                    if nchw {
+                        for e in 0..ne {
+                            let dst = &mut gn[e * pos * o..];
+                            transpose(kern.isa, &gyc[e * o * pos..], pos, dst, o, o, pos);
+                        }
                     }
+                    let gn: &[T] = if nchw { gn } else { gyc };
                     with_scratch::<T, _>(ne * plen, |xpad| {
                         xpad.fill(T::ZERO);
                         let total = ne * pos;
@@ -533,14 +605,30 @@ fn adjoint_scatter<T: Element>(
                                 }
                             }
                         }
-                        // Crop the padding and return to NCHW, adding the bias.
+                        // Crop the padding and return to the output's layout, adding the bias.
                         for e in 0..ne {
                             let ge = &mut gxc[e * c * h * wd..][..c * h * wd];
                             for y in 0..h {
                                 let src = &xpad[e * plen + ((y + ph) * wp + pw) * c..];
-                                transpose(kern.isa, src, c, &mut ge[y * wd..], h * wd, wd, c);
+                                match g.layout {
+                                    Layout::Nchw => transpose(
+                                        kern.isa,
+                                        src,
+                                        c,
+                                        &mut ge[y * wd..],
+                                        h * wd,
+                                        wd,
+                                        c,
+                                    ),
+                                    Layout::Nhwc => {
+                                        ge[y * wd * c..][..wd * c].copy_from_slice(&src[..wd * c])
+                                    }
+                                }
                             }
-                            add_bias(ge, h * wd, bias);
+                            match g.layout {
+                                Layout::Nchw => add_bias(ge, h * wd, bias),
+                                Layout::Nhwc => add_bias_nhwc(ge, bias),
+                            }
                         }
                     });
                 });
@@ -556,7 +644,8 @@ fn adjoint_scatter<T: Element>(
 /// place from the padded NHWC images (column `q` at position `(i, j)` is at
 /// `column_offset(q) + (i s wp + j s) c`, so the reduction runs over output rows as taps and
 /// along an output row with step `s c`), and its columns are output channels from a
-/// `[position][o_pad]` copy of `gy`. Nothing of the size of the im2col matrix is packed.
+/// `[position][o_pad]` copy of `gy` (or NHWC `gy` itself when `o` fills whole panels). Nothing of
+/// the size of the im2col matrix is packed.
 struct WeightGradPlan {
     /// Output channels rounded up to whole panels: the row stride of a part.
     o_pad: usize,
@@ -603,19 +692,29 @@ impl WeightGradPlan {
         let xc = &x[e0 * c * h * wd..][..ne * c * h * wd];
         let gyc = &gy[e0 * o * pos..][..ne * o * pos];
         let plen = g.padded_len();
-        with_scratch::<T, _>(ne * plen + total * o_pad, |buf| {
+        let direct = g.layout == Layout::Nhwc && o == o_pad;
+        with_scratch::<T, _>(ne * plen + if direct { 0 } else { total * o_pad }, |buf| {
             let (xpad, gyt) = buf.split_at_mut(ne * plen);
             g.pad_nhwc(kern.isa, xc, ne, xpad);
             // gy as [position][o_pad], the padding columns zero.
-            for e in 0..ne {
+            for e in (0..ne).filter(|_| !direct) {
                 let dst = &mut gyt[e * pos * o_pad..][..pos * o_pad];
-                transpose(kern.isa, &gyc[e * o * pos..], pos, dst, o_pad, o, pos);
+                let gye = &gyc[e * o * pos..][..o * pos];
+                match g.layout {
+                    Layout::Nchw => transpose(kern.isa, gye, pos, dst, o_pad, o, pos),
+                    Layout::Nhwc => {
+                        for (row, src) in dst.chunks_exact_mut(o_pad).zip(gye.chunks_exact(o)) {
+                            row[..o].copy_from_slice(src);
+                        }
+                    }
+                }
                 if o < o_pad {
                     for row in dst.chunks_exact_mut(o_pad) {
                         row[o..].fill(T::ZERO);
                     }
                 }
             }
+            let gyt: &[T] = if direct { gyc } else { gyt };
             let mut tile = [T::ZERO; MAX_TILE];
             let tp = tile.as_mut_ptr();
             let taps = &self.row_taps[..ne * g.s.ho];
@@ -716,11 +815,15 @@ pub(super) fn weight_grad_sq_norms<T: Element>(
     let row_offsets: Vec<usize> = (0..g.s.kh).map(|p| g.tap_offset(p * g.s.kw)).collect();
     out.par_iter_mut().enumerate().for_each(|(e, sq)| {
         let gye = &gy[e * o * pos..][..o * pos];
-        with_scratch::<T, _>(g.padded_len() + pos * o, |buf| {
+        let nchw = g.layout == Layout::Nchw;
+        with_scratch::<T, _>(g.padded_len() + if nchw { pos * o } else { 0 }, |buf| {
             let (xpad, gt) = buf.split_at_mut(g.padded_len());
             g.pad_nhwc(kern.isa, &x[e * c * h * wd..][..c * h * wd], 1, xpad);
             // gy as [position][o], so that both Gram entries are dot products of runs.
-            transpose(kern.isa, gye, pos, gt, o, o, pos);
+            if nchw {
+                transpose(kern.isa, gye, pos, gt, o, o, pos);
+            }
+            let gt: &[T] = if nchw { gt } else { gye };
             let mut total = T::ZERO;
             for p in 0..pos {
                 let bp = g.row_base(0, p);

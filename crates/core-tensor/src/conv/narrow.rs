@@ -2,8 +2,8 @@
 //! an autoencoder's last layer back to 1 or 3 image channels.
 //!
 //! The tile kernels vectorise over output channels, which a one- or three-channel output cannot
-//! fill. Here the vectors run over the pixels of an output plane instead, in NCHW, with no
-//! layout copies of the output. For output row `Y` (and likewise along `X`), kernel rows
+//! fill. Here the vectors run over the pixels of an output plane instead (NCHW planes, the
+//! gradient copied into them from either layout, the output written back in its layout). For output row `Y` (and likewise along `X`), kernel rows
 //! `p = (Y + pad) mod s + s a` meet output-gradient rows `(Y + pad) div s - a`, `a < kh / s`.
 //! So the pixels of one phase `((Y + pad) mod s, (X + pad) mod s)` of an output plane form a
 //! small image that is a sum of `(kh / s) (kw / s) o` scaled, shifted copies of the gradient
@@ -13,17 +13,18 @@
 use rayon::prelude::*;
 
 use super::direct::Geometry;
+use super::transpose::transpose;
 use crate::conv::ConvShape;
 use crate::gemm::with_scratch;
-use crate::{Element, Isa};
+use crate::{Element, Isa, Layout};
 
 /// Whether [`adjoint`] applies: kernel extents multiples of the stride.
 pub(super) fn applies(g: &Geometry) -> bool {
     g.s.kh.is_multiple_of(g.stride[0]) && g.s.kw.is_multiple_of(g.stride[1])
 }
 
-/// `gx = conv2d_input_grad(gy, w) + b[c]`, all NCHW (the kernel extents must be multiples of
-/// the stride, see [`applies`]).
+/// `gx = conv2d_input_grad(gy, w) + b[c]`, images in the geometry's layout (the kernel extents
+/// must be multiples of the stride, see [`applies`]).
 pub(super) fn adjoint<T: Element>(
     isa: Isa,
     g: &Geometry,
@@ -92,12 +93,23 @@ pub(super) fn adjoint<T: Element>(
             with_scratch::<T, _>(o * plane + c * longest, |buf| {
                 let (planes, acc) = buf.split_at_mut(o * plane);
                 planes.fill(T::ZERO);
-                for (dst, src) in planes
-                    .chunks_exact_mut(plane)
-                    .zip(gye.chunks_exact(ho * wo))
-                {
-                    for (i, row) in src.chunks_exact(wo).enumerate() {
-                        dst[(lead_r + i) * gwp + lead_c..][..wo].copy_from_slice(row);
+                match g.layout {
+                    Layout::Nchw => {
+                        for (dst, src) in planes
+                            .chunks_exact_mut(plane)
+                            .zip(gye.chunks_exact(ho * wo))
+                        {
+                            for (i, row) in src.chunks_exact(wo).enumerate() {
+                                dst[(lead_r + i) * gwp + lead_c..][..wo].copy_from_slice(row);
+                            }
+                        }
+                    }
+                    // Row i's `wo x o` pixels transposed into row i of every plane.
+                    Layout::Nhwc => {
+                        for (i, row) in gye.chunks_exact(wo * o).enumerate() {
+                            let dst = &mut planes[(lead_r + i) * gwp + lead_c..];
+                            transpose(isa, row, o, dst, plane, wo, o);
+                        }
                     }
                 }
                 for (&[(y0, ny), (x0, nx)], (offsets, weights)) in phases.iter().zip(&terms) {
@@ -108,12 +120,17 @@ pub(super) fn adjoint<T: Element>(
                         row.fill(bias.map_or(T::ZERO, |b| b[ch]));
                     }
                     T::shifted_sum(isa, offsets, weights, planes, acc);
+                    // Pixel (Y, X) of channel ch is at (ch h + Y) w + X in NCHW, (Y w + X) c + ch
+                    // in NHWC.
+                    let (plane_step, pixel_step) = match g.layout {
+                        Layout::Nchw => (h * wd, 1),
+                        Layout::Nhwc => (1, c),
+                    };
                     for (ch, row) in acc.chunks_exact(len).enumerate() {
-                        let out = &mut gxe[ch * h * wd..][..h * wd];
                         for u in 0..ny {
-                            let dst = &mut out[(y0 + sh * u) * wd..][..wd];
+                            let y = y0 + sh * u;
                             for (m, &v) in row[u * gwp..][..nx].iter().enumerate() {
-                                dst[x0 + sw * m] = v;
+                                gxe[ch * plane_step + (y * wd + x0 + sw * m) * pixel_step] = v;
                             }
                         }
                     }
