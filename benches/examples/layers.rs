@@ -2,7 +2,11 @@
 //! milliseconds and GFLOP/s of each, in the format of `benches/peer/layers.py`.
 //!
 //! `cargo run --release -p benches --example layers -- [--threads 2] [--batch 64] [--reps 50]
-//! [--warmup 10] [--isa avx512] [--only enc2] [--clock cpu] [--json]`
+//! [--warmup 10] [--isa avx512] [--only enc2] [--clock cpu] [--layout nhwc] [--channels 3]
+//! [--json]`
+//!
+//! `--layout nhwc` times the kernels on NHWC images, as the GradCon model runs them (the default,
+//! NCHW, matches `benches/peer/layers.py`); `--channels` sets the image channels.
 //!
 //! `--clock cpu` times the CPU time of the whole process (all threads, Linux `/proc`), which a
 //! loaded machine disturbs less than wall time; compare it at one thread.
@@ -10,7 +14,7 @@
 use std::time::Instant;
 
 use benches::layers::kernels;
-use core_tensor::Isa;
+use core_tensor::{Isa, Layout};
 
 struct Args {
     threads: usize,
@@ -21,6 +25,8 @@ struct Args {
     json: bool,
     only: Option<String>,
     cpu_clock: bool,
+    layout: Layout,
+    channels: usize,
 }
 
 fn parse() -> Result<Args, String> {
@@ -33,6 +39,8 @@ fn parse() -> Result<Args, String> {
         json: false,
         only: None,
         cpu_clock: false,
+        layout: Layout::Nchw,
+        channels: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -52,6 +60,14 @@ fn parse() -> Result<Args, String> {
             "--reps" => args.reps = number()?.max(1),
             "--warmup" => args.warmup = number()?,
             "--only" => args.only = Some(value),
+            "--channels" => args.channels = number()?.max(1),
+            "--layout" => {
+                args.layout = match value.as_str() {
+                    "nchw" => Layout::Nchw,
+                    "nhwc" => Layout::Nhwc,
+                    _ => return Err(format!("--layout {value}: expected nchw or nhwc")),
+                }
+            }
             "--clock" => {
                 args.cpu_clock = match value.as_str() {
                     "wall" => false,
@@ -108,7 +124,7 @@ fn main() {
         .build_global()
         .expect("the global thread pool is built once");
     let mut total = 0.0;
-    for k in kernels(args.batch) {
+    for k in kernels(args.batch, args.channels, args.layout) {
         if args
             .only
             .as_ref()

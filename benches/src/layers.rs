@@ -1,13 +1,14 @@
 //! The 24 convolution kernels of the GradCon autoencoder: for each of its eight layers the
 //! forward pass, the input gradient and the weight gradient, with random operands.
 //!
-//! The layer list matches `benches/peer/layers.py`, so the two engines time the same work.
+//! The layer list matches `benches/peer/layers.py`, so the two engines time the same work. The
+//! images are NCHW as there, or NHWC as the GradCon model runs its layers ([`Layout`]).
 
 use core_tensor::conv::{
     conv2d_input_grad_on, conv2d_on, conv2d_weight_grad_on, conv_transpose2d_on, Conv2dSpec,
     ConvShape, ConvTranspose2dSpec,
 };
-use core_tensor::{Isa, Rng, Tensor};
+use core_tensor::{Isa, Layout, Rng, Tensor};
 
 /// One layer: `k4 s2` convolution (or transposed convolution) with its channels, input size and
 /// padding.
@@ -21,7 +22,8 @@ pub struct Layer {
     pub padding: usize,
 }
 
-/// Encoder (28 -> 15 -> 8 -> 5 -> 3) and decoder (3 -> 4 -> 8 -> 14 -> 28) for one input channel.
+/// Encoder (28 -> 15 -> 8 -> 5 -> 3) and decoder (3 -> 4 -> 8 -> 14 -> 28) for one image
+/// channel ([`layers`] gives them for any).
 pub const LAYERS: [Layer; 8] = [
     layer("enc1", false, 1, 32, 28, 2),
     layer("enc2", false, 32, 32, 15, 2),
@@ -32,6 +34,14 @@ pub const LAYERS: [Layer; 8] = [
     layer("dec3", true, 32, 32, 8, 2),
     layer("dec4", true, 32, 1, 14, 1),
 ];
+
+/// The eight layers for images of `channels` channels.
+pub fn layers(channels: usize) -> [Layer; 8] {
+    let mut l = LAYERS;
+    l[0].cin = channels;
+    l[7].cout = channels;
+    l
+}
 
 const fn layer(
     name: &'static str,
@@ -85,6 +95,7 @@ pub struct LayerKernel {
     w: Tensor<f32>,
     b: Tensor<f32>,
     gy: Tensor<f32>,
+    layout: Layout,
 }
 
 impl LayerKernel {
@@ -94,11 +105,11 @@ impl LayerKernel {
     }
 
     fn conv_spec(&self) -> Conv2dSpec {
-        Conv2dSpec::new(STRIDE, self.layer.padding)
+        Conv2dSpec::new(STRIDE, self.layer.padding).in_layout(self.layout)
     }
 
     fn transpose_spec(&self) -> ConvTranspose2dSpec {
-        ConvTranspose2dSpec::new(STRIDE, self.layer.padding, 0)
+        ConvTranspose2dSpec::new(STRIDE, self.layer.padding, 0).in_layout(self.layout)
     }
 
     /// The shapes of the convolution this kernel belongs to (for a transposed layer, the forward
@@ -145,11 +156,16 @@ impl LayerKernel {
     }
 }
 
-/// The 24 kernels at batch `batch`, operands uniform in `[-1, 1)` from a fixed seed.
-pub fn kernels(batch: usize) -> Vec<LayerKernel> {
+/// The 24 kernels at batch `batch` for images of `channels` channels in `layout`, operands
+/// uniform in `[-1, 1)` from a fixed seed (the same values in either layout).
+pub fn kernels(batch: usize, channels: usize, layout: Layout) -> Vec<LayerKernel> {
     let mut rng = Rng::seed_from_u64(0);
     let mut out = Vec::new();
-    for layer in LAYERS {
+    let images = |t: Tensor<f32>| {
+        t.relayout(Layout::Nchw, layout)
+            .expect("the operands are image batches")
+    };
+    for layer in layers(channels) {
         let (cin, cout, s) = (layer.cin, layer.cout, layer.size);
         let x = Tensor::uniform(&[batch, cin, s, s], -1.0, 1.0, &mut rng);
         let w = if layer.transposed {
@@ -169,10 +185,11 @@ pub fn kernels(batch: usize) -> Vec<LayerKernel> {
             out.push(LayerKernel {
                 layer,
                 pass,
-                x: x.clone(),
+                x: images(x.clone()),
                 w: w.clone(),
                 b: b.clone(),
-                gy: gy.clone(),
+                gy: images(gy.clone()),
+                layout,
             });
         }
     }

@@ -5,6 +5,9 @@
 //! convolution kernels work in, so a network whose activations stay `Nhwc` from layer to layer
 //! skips the reordering copies at every layer boundary. Weights are `[o, c, kh, kw]` either way.
 
+use rayon::prelude::*;
+
+use crate::simd::{PAR_MAP_MIN, REDUCE_CHUNK};
 use crate::{Element, Isa, Result, Tensor, TensorError};
 
 /// The order of the axes of a 4-D image batch.
@@ -59,28 +62,35 @@ impl<T: Element> Tensor<T> {
     /// The same images in layout `to` (this tensor being in layout `from`).
     pub fn relayout(&self, from: Layout, to: Layout) -> Result<Self> {
         let dims = self.dims_in("relayout", from)?;
-        if from == to {
-            return Ok(self.clone());
+        let [_, c, h, w] = dims;
+        let plane = h * w;
+        // With one channel or one pixel both layouts hold the values in the same order.
+        if from == to || c == 1 || plane == 1 {
+            let mut out = Tensor::for_overwrite(&to.shape(dims));
+            out.data_mut().copy_from_slice(self.data());
+            return Ok(out);
         }
-        let [n, c, h, w] = dims;
         let mut out = Tensor::for_overwrite(&to.shape(dims));
-        let (plane, isa) = (h * w, Isa::detect());
-        if c * plane > 0 {
-            for (src, dst) in self
-                .data()
-                .chunks_exact(c * plane)
-                .zip(out.data_mut().chunks_exact_mut(c * plane))
-            {
-                // One example: a `c x hw` matrix to `hw x c`, or back.
-                let (rows, cols) = if from == Layout::Nchw {
-                    (c, plane)
-                } else {
-                    (plane, c)
-                };
-                crate::conv::transpose_block(isa, src, cols, dst, rows, rows, cols);
-            }
+        let isa = Isa::detect();
+        // One example: a `c x hw` matrix to `hw x c`, or back.
+        let (rows, cols) = if from == Layout::Nchw {
+            (c, plane)
+        } else {
+            (plane, c)
+        };
+        let example = |(src, dst): (&[T], &mut [T])| {
+            crate::conv::transpose_block(isa, src, cols, dst, rows, rows, cols);
+        };
+        let (src, dst, len) = (self.data(), out.data_mut(), (c * plane).max(1));
+        if dst.len() >= PAR_MAP_MIN / 4 {
+            src.par_chunks_exact(len)
+                .zip(dst.par_chunks_exact_mut(len))
+                .for_each(example);
+        } else {
+            src.chunks_exact(len)
+                .zip(dst.chunks_exact_mut(len))
+                .for_each(example);
         }
-        debug_assert_eq!(n * c * plane, out.len());
         Ok(out)
     }
 
@@ -99,14 +109,31 @@ impl<T: Element> Tensor<T> {
                     }
                 }
             }
-            Layout::Nhwc => {
-                // Pixel by pixel in order: the same additions whatever the thread count.
-                for pixel in self.data().chunks_exact(c.max(1)) {
-                    for (o, &v) in out.iter_mut().zip(pixel) {
-                        *o += v;
+            Layout::Nhwc if c > 0 => {
+                // Fixed runs of whole pixels, each summed in order, the runs' sums added in
+                // order: the same additions whatever the thread count.
+                let run = REDUCE_CHUNK.div_ceil(c) * c;
+                let sum_run = |values: &[T]| {
+                    let mut acc = vec![T::ZERO; c];
+                    for pixel in values.chunks_exact(c) {
+                        for (a, &v) in acc.iter_mut().zip(pixel) {
+                            *a += v;
+                        }
+                    }
+                    acc
+                };
+                let runs: Vec<Vec<T>> = if self.len() >= PAR_MAP_MIN {
+                    self.data().par_chunks(run).map(sum_run).collect()
+                } else {
+                    self.data().chunks(run).map(sum_run).collect()
+                };
+                for partial in runs {
+                    for (o, p) in out.iter_mut().zip(partial) {
+                        *o += p;
                     }
                 }
             }
+            Layout::Nhwc => {}
         }
         Self::from_vec(out, &[c])
     }

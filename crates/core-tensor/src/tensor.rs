@@ -275,6 +275,26 @@ impl<T: Element> Tensor<T> {
         T::scale(Isa::detect(), alpha, &self.data, &mut out.data);
         out
     }
+    /// `f` of every value (in parallel for large tensors; no SIMD path).
+    pub fn map(&self, f: impl Fn(T) -> T + Sync) -> Self {
+        use rayon::prelude::*;
+        let mut out = Self::for_overwrite(&self.shape);
+        let apply = |(src, dst): (&[T], &mut [T])| {
+            for (d, &s) in dst.iter_mut().zip(src) {
+                *d = f(s);
+            }
+        };
+        let chunk = crate::simd::REDUCE_CHUNK;
+        if self.len() >= crate::simd::PAR_MAP_MIN {
+            self.data
+                .par_chunks(chunk)
+                .zip(out.data.par_chunks_mut(chunk))
+                .for_each(apply);
+        } else {
+            apply((&self.data, &mut out.data));
+        }
+        out
+    }
     /// `self += alpha * x`, same shapes.
     pub fn axpy(&mut self, alpha: T, x: &Self) -> Result<()> {
         self.check_same("axpy", x)?;

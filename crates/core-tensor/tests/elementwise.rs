@@ -488,6 +488,20 @@ fn check_channel_sums(x: &Tensor<f32>, got: &Tensor<f32>) {
 }
 
 #[test]
+fn map_applies_the_function_to_every_value() {
+    for len in [0, 5, PAR_MAP_MIN + 3] {
+        let x = Tensor::<f32>::uniform(&[len], -1.0, 1.0, &mut Rng::seed_from_u64(9));
+        let y = x.map(|v| 2.0 * v + 1.0);
+        assert_eq!(y.shape(), x.shape());
+        assert!(x
+            .data()
+            .iter()
+            .zip(y.data())
+            .all(|(&a, &b)| b == 2.0 * a + 1.0));
+    }
+}
+
+#[test]
 fn relayout_moves_every_value_and_back() {
     let (n, c, h, w) = (2, 3, 4, 5);
     let x = Tensor::<f64>::uniform(&[n, c, h, w], -1.0, 1.0, &mut Rng::seed_from_u64(6));
@@ -503,6 +517,21 @@ fn relayout_moves_every_value_and_back() {
     }
     assert_eq!(y.relayout(Layout::Nhwc, Layout::Nchw).unwrap(), x);
     assert_eq!(x.relayout(Layout::Nchw, Layout::Nchw).unwrap(), x);
+    // One channel: the same order of values under the other shape.
+    let one = Tensor::<f64>::uniform(&[2, 1, 3, 4], -1.0, 1.0, &mut Rng::seed_from_u64(7));
+    let moved = one.relayout(Layout::Nchw, Layout::Nhwc).unwrap();
+    assert_eq!(
+        (moved.shape(), moved.data()),
+        (&[2, 3, 4, 1][..], one.data())
+    );
+    // Large enough to be reordered in parallel: still every value in its place.
+    let big = Tensor::<f32>::uniform(&[64, 3, 28, 28], -1.0, 1.0, &mut Rng::seed_from_u64(8));
+    let moved = big.relayout(Layout::Nchw, Layout::Nhwc).unwrap();
+    assert_eq!(
+        moved.data()[(5 * 784 + 30) * 3 + 2],
+        big.data()[(5 * 3 + 2) * 784 + 30]
+    );
+    assert_eq!(moved.relayout(Layout::Nhwc, Layout::Nchw).unwrap(), big);
     let e = Tensor::<f64>::zeros(&[2, 3])
         .relayout(Layout::Nhwc, Layout::Nchw)
         .unwrap_err();

@@ -19,8 +19,17 @@ const LAYERS_LAYOUT: Layout = Layout::Nhwc;
 /// The autoencoder's reconstruction of `x` (`[B, C, 28, 28]`, as is the result), with `params`
 /// in the order of [`crate::model::GradConModel::params`].
 pub fn forward<'t>(params: &[Var<'t, f32>], x: Var<'t, f32>) -> Result<Var<'t, f32>> {
-    let c = x.value().shape()[1];
-    let mut h = x.relayout(Layout::Nchw, LAYERS_LAYOUT)?;
+    let x = x.relayout(Layout::Nchw, LAYERS_LAYOUT)?;
+    Ok(reconstruct(params, x)?.relayout(LAYERS_LAYOUT, Layout::Nchw)?)
+}
+
+/// The reconstruction of `x`, both in [`LAYERS_LAYOUT`].
+///
+/// The losses compare the two in that layout (a mean over every value does not depend on the
+/// order), so no reordering lies on the paths that are differentiated.
+fn reconstruct<'t>(params: &[Var<'t, f32>], x: Var<'t, f32>) -> Result<Var<'t, f32>> {
+    let c = x.value().dims_in("gradcon", LAYERS_LAYOUT)?[1];
+    let mut h = x;
     for (i, layer) in layers(c).iter().enumerate() {
         let (w, b) = (&params[2 * i], &params[2 * i + 1]);
         h = match layer.kind {
@@ -31,7 +40,7 @@ pub fn forward<'t>(params: &[Var<'t, f32>], x: Var<'t, f32>) -> Result<Var<'t, f
         };
         h = if i == 7 { h.sigmoid()? } else { h.relu()? };
     }
-    Ok(h.relayout(LAYERS_LAYOUT, Layout::Nchw)?)
+    Ok(h)
 }
 
 /// The parts of GradCon's training loss for one batch.
@@ -59,8 +68,10 @@ pub fn loss<'t>(
     alpha: f64,
     create_graph: bool,
 ) -> Result<Loss<'t>> {
-    let recon = forward(params, x)?;
+    let x = x.relayout(Layout::Nchw, LAYERS_LAYOUT)?;
+    let recon = reconstruct(params, x)?;
     let mse = recon.mse_loss(&x)?;
+    let recon = recon.relayout(LAYERS_LAYOUT, Layout::Nchw)?;
     let (total, grad_loss) = match refs {
         Some(refs) if alpha != 0.0 => {
             let decoder: Vec<_> = GRAD_LAYER_PARAMS.iter().map(|&i| params[i]).collect();
@@ -119,8 +130,11 @@ pub fn score_batch(
 ) -> Result<Scores> {
     let tape = autograd::Tape::new();
     let vars: Vec<_> = params.iter().map(|p| tape.param(p.clone())).collect();
+    // Image and reconstruction in the layers' layout: each image's values are a contiguous run
+    // either way, and its loss a mean over them.
+    let x = x.relayout(Layout::Nchw, LAYERS_LAYOUT)?;
     let xv = tape.constant(x.clone());
-    let recon = forward(&vars, xv)?;
+    let recon = reconstruct(&vars, xv)?;
     let mse = recon.mse_loss(&xv)?;
     let decoder: Vec<_> = GRAD_LAYER_PARAMS.iter().map(|&i| vars[i]).collect();
     let per = per_example(

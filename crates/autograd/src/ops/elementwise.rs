@@ -139,11 +139,6 @@ impl<T: Element, I> ElementwiseOp<T, I> {
     }
 }
 
-fn map_values<T: Element>(x: &Tensor<T>, f: impl Fn(T) -> T) -> Tensor<T> {
-    let data = x.data().iter().map(|&v| f(v)).collect();
-    Tensor::from_vec(data, x.shape()).expect("same length as the input")
-}
-
 pub(crate) fn forward<T: Element>(op: &ElementwiseOp<T, Rc<Tensor<T>>>) -> Result<Tensor<T>> {
     Ok(match op {
         E::Add(a, b) => a.add(b)?,
@@ -156,13 +151,13 @@ pub(crate) fn forward<T: Element>(op: &ElementwiseOp<T, Rc<Tensor<T>>>) -> Resul
         E::Exp(x) => x.exp(),
         E::Relu(x) => x.relu(),
         E::Sigmoid(x) => x.sigmoid(),
-        E::AddScalar(x, c) => map_values(x, |v| v + *c),
+        E::AddScalar(x, c) => x.map(|v| v + *c),
         E::Scale(x, c) => x.scale(*c),
         E::ScaleBy { x, s } => {
             check_scalar("scale_by", s)?;
             x.scale(s.to_scalar()?)
         }
-        E::ClampMin(x, t) => map_values(x, |v| if v > *t { v } else { *t }),
+        E::ClampMin(x, t) => x.map(|v| if v > *t { v } else { *t }),
         E::Gate { g, x, threshold } => {
             if *threshold == T::ZERO {
                 g.relu_backward(x)?
