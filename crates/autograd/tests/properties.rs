@@ -81,7 +81,10 @@ proptest! {
         check(|v| v[0].add(&v[1]), &[a.clone(), b.clone()], seed)?;
         check(|v| v[0].sub(&v[1]), &[a.clone(), b.clone()], seed)?;
         check(|v| v[0].mul(&v[1]), &[a.clone(), b.clone()], seed)?;
-        check(|v| v[0].div(&v[1]), &[a, d], seed)?;
+        check(|v| v[0].div(&v[1]), &[a.clone(), d], seed)?;
+        // The sigmoid's backward at outputs s in (0, 1).
+        let s = random(&s, seed + 3, 0.02, 0.98);
+        check(|v| v[0].sigmoid_backward(&v[1]), &[a, s], seed)?;
     }
 
     #[test]

@@ -86,6 +86,9 @@ pub enum Binary {
     Div,
     /// `a` where `b > 0`, else `0`: the ReLU backward `gy * mask(x)` in one pass.
     ReluBackward,
+    /// `(a b) (1 - b)`: the sigmoid backward `gy * s (1 - s)` from its output `b = s`, in one
+    /// pass (rounded after each operation, in that order, on every path).
+    SigmoidBackward,
 }
 
 macro_rules! impl_float_basics {

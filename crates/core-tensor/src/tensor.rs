@@ -269,6 +269,11 @@ impl<T: Element> Tensor<T> {
     pub fn relu_backward(&self, mask: &Self) -> Result<Self> {
         self.map_binary(Binary::ReluBackward, "relu_backward", mask)
     }
+    /// `self * s (1 - s)`: the sigmoid's backward with `self` the incoming gradient and `s` the
+    /// sigmoid's output, same shapes.
+    pub fn sigmoid_backward(&self, s: &Self) -> Result<Self> {
+        self.map_binary(Binary::SigmoidBackward, "sigmoid_backward", s)
+    }
     /// `alpha * self`.
     pub fn scale(&self, alpha: T) -> Self {
         let mut out = Self::for_overwrite(&self.shape);

@@ -21,12 +21,13 @@ const UNARY: [Unary; 7] = [
     Unary::ReluMask,
     Unary::Sigmoid,
 ];
-const BINARY: [Binary; 5] = [
+const BINARY: [Binary; 6] = [
     Binary::Add,
     Binary::Sub,
     Binary::Mul,
     Binary::Div,
     Binary::ReluBackward,
+    Binary::SigmoidBackward,
 ];
 const EPS: f64 = f32::EPSILON as f64;
 /// Smallest positive subnormal f32, the absolute resolution below the normal range.
@@ -104,6 +105,8 @@ fn check_binary(op: Binary, a: &[f32], b: &[f32], out: &[f32]) -> Result<(), Str
                     0.0
                 }
             }
+            // Three f32 roundings in this order.
+            Binary::SigmoidBackward => (x * y) * (1.0 - y),
         };
         if !same(g, want) {
             return Err(format!(

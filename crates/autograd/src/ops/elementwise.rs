@@ -39,6 +39,11 @@ pub enum ElementwiseOp<T, I> {
         x: I,
         threshold: T,
     },
+    /// `g s (1 - s)`: the sigmoid's backward from its output `s`, one pass instead of four.
+    SigmoidBackward {
+        g: I,
+        s: I,
+    },
     /// `x[n, c, h, w] + bias[c]` (`x` in the given layout).
     AddPerChannel {
         x: I,
@@ -77,6 +82,10 @@ impl<T: Element, I> ElementwiseOp<T, I> {
                     threshold,
                 }
             }
+            E::SigmoidBackward { g, s } => {
+                let g = f(g);
+                E::SigmoidBackward { g, s: f(s) }
+            }
             E::AddPerChannel { x, bias, layout } => {
                 let x = f(x);
                 E::AddPerChannel {
@@ -102,6 +111,7 @@ impl<T: Element, I> ElementwiseOp<T, I> {
             | E::ClampMin(x, _) => vec![x],
             E::ScaleBy { x, s } => vec![x, s],
             E::Gate { g, x, .. } => vec![g, x],
+            E::SigmoidBackward { g, s } => vec![g, s],
             E::AddPerChannel { x, bias, .. } => vec![x, bias],
         }
     }
@@ -123,6 +133,7 @@ impl<T: Element, I> ElementwiseOp<T, I> {
             E::ScaleBy { .. } => "scale_by",
             E::ClampMin(..) => "clamp_min",
             E::Gate { .. } => "gate",
+            E::SigmoidBackward { .. } => "sigmoid_backward",
             E::AddPerChannel { .. } => "add_per_channel",
         }
     }
@@ -179,6 +190,7 @@ pub(crate) fn forward<T: Element>(op: &ElementwiseOp<T, Rc<Tensor<T>>>) -> Resul
                 Tensor::from_vec(data, g.shape())?
             }
         }
+        E::SigmoidBackward { g, s } => g.sigmoid_backward(s)?,
         E::AddPerChannel { x, bias, layout } => {
             let mut y = Tensor::clone(x);
             y.add_per_channel(bias, *layout)?;
@@ -234,11 +246,18 @@ pub(crate) fn backward<T: Element, V: Differentiable<T>>(
         E::Sqrt(x) => r.send(x, gy.div(&r.out)?.scale(T::from_f64(0.5))?),
         E::Exp(x) => r.send(x, gy.mul(&r.out)?),
         E::Relu(x) => r.send(x, gy.gate(&r.input(x), T::ZERO)?),
-        E::Sigmoid(x) => {
-            // s' = s (1 - s), from the output s.
-            let s = r.out.clone();
-            let one_minus_s = s.neg()?.add_scalar(T::ONE)?;
-            r.send(x, gy.mul(&s)?.mul(&one_minus_s)?);
+        // s' = s (1 - s), from the output s.
+        E::Sigmoid(x) => r.send(x, gy.sigmoid_backward(&r.out)?),
+        // d/dg = s (1 - s); d/ds = g (1 - 2 s).
+        E::SigmoidBackward { g, s } => {
+            let sv = r.input(s);
+            if r.needs(g) {
+                r.send(g, gy.sigmoid_backward(&sv)?);
+            }
+            if r.needs(s) {
+                let one_minus_2s = sv.scale(T::from_f64(-2.0))?.add_scalar(T::ONE)?;
+                r.send(s, gy.mul(&r.input(g))?.mul(&one_minus_2s)?);
+            }
         }
         E::AddScalar(x, _) => r.send(x, gy),
         E::Scale(x, c) => r.send(x, gy.scale(c)?),
@@ -349,6 +368,14 @@ pub trait ElementwiseOps<T: Element>: Differentiable<T> {
     fn relu_backward(&self, x: &Self) -> Result<Self> {
         self.gate(x, T::ZERO)
     }
+    /// The sigmoid's backward `self * s (1 - s)`, with `self` the incoming gradient and `s` the
+    /// sigmoid's output.
+    fn sigmoid_backward(&self, s: &Self) -> Result<Self> {
+        ew(E::SigmoidBackward {
+            g: self.clone(),
+            s: s.clone(),
+        })
+    }
     /// `self[n, c, h, w] + bias[c]` for a `self` in `layout` and a `[C]` bias.
     fn add_per_channel(&self, bias: &Self, layout: Layout) -> Result<Self> {
         ew(E::AddPerChannel {
@@ -382,6 +409,8 @@ mod tests {
         assert_eq!(v(b.gate(&a, 0.0).unwrap()), [2.0, 0.0, -1.0]);
         assert_eq!(v(b.gate(&a, 2.0).unwrap()), [0.0, 0.0, -1.0]);
         assert_eq!(v(a.add_scalar(1.0).unwrap()), [2.0, -1.0, 5.0]);
+        let s = tape.constant(Tensor::from_vec(vec![0.5, 0.25, 1.0], &[3]).unwrap());
+        assert_eq!(v(b.sigmoid_backward(&s).unwrap()), [0.5, 0.09375, 0.0]);
         let s = tape.constant(Tensor::scalar(3.0));
         assert_eq!(v(a.scale_by(&s).unwrap()), [3.0, -6.0, 12.0]);
         let x = tape.constant(Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[1, 2, 1, 2]).unwrap());
@@ -436,6 +465,8 @@ mod tests {
         assert_grads(|v| v[0].relu(), std::slice::from_ref(&x));
         assert_grads(|v| v[0].relu(), std::slice::from_ref(&y));
         assert_grads(|v| v[0].sigmoid(), std::slice::from_ref(&y));
+        let sig = random(&shape, 7, 0.05, 0.95);
+        assert_grads(|v| v[0].sigmoid_backward(&v[1]), &[y.clone(), sig]);
         assert_grads(|v| v[0].add_scalar(3.0), std::slice::from_ref(&x));
         assert_grads(|v| v[0].scale(-1.5), std::slice::from_ref(&x));
         assert_grads(|v| v[0].scale_by(&v[1]), &[x.clone(), s]);

@@ -210,6 +210,7 @@ const SUB: u8 = 17;
 const MUL: u8 = 18;
 const DIV: u8 = 19;
 const RELU_BACKWARD: u8 = 20;
+const SIGMOID_BACKWARD: u8 = 21;
 
 /// The one-argument lane map `OP` (`param` is the splat `alpha` of [`SCALE`], unused otherwise).
 ///
@@ -248,6 +249,7 @@ unsafe fn apply2<V: Lanes, const OP: u8>(a: V, b: V) -> V {
             MUL => a.mul(b),
             DIV => a.div(b),
             RELU_BACKWARD => V::where_positive(b, a),
+            SIGMOID_BACKWARD => a.mul(b).mul(V::splat(1.0).sub(b)),
             _ => unreachable!("no two-argument lane map {OP}"),
         }
     }
@@ -334,6 +336,7 @@ pub(super) unsafe fn binary<V: Lanes>(op: Binary, a: &[f32], b: &[f32], out: &mu
             Binary::Mul => map2::<V, MUL>(a, b, out),
             Binary::Div => map2::<V, DIV>(a, b, out),
             Binary::ReluBackward => map2::<V, RELU_BACKWARD>(a, b, out),
+            Binary::SigmoidBackward => map2::<V, SIGMOID_BACKWARD>(a, b, out),
         }
     }
 }

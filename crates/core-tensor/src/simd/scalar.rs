@@ -53,6 +53,7 @@ pub fn binary_one<T: Element>(op: Binary, a: T, b: T) -> T {
                 T::ZERO
             }
         }
+        Binary::SigmoidBackward => a * b * (T::ONE - b),
     }
 }
 
