@@ -4,7 +4,7 @@ use std::rc::Rc;
 
 use core_tensor::{Element, Tensor};
 
-use crate::ops::{self, Differentiable, ElementwiseOps, Rule};
+use crate::ops::{self, Differentiable, Rule};
 use crate::tape::{Eager, NodeId, Tape, Var};
 use crate::Result;
 
@@ -103,7 +103,7 @@ fn check_inputs<T: Element>(output: Var<'_, T>, inputs: &[Var<'_, T>]) -> Result
 fn accumulate<T: Element, V: Differentiable<T>>(slot: &mut Option<V>, g: V) -> Result<()> {
     *slot = Some(match slot.take() {
         None => g,
-        Some(prev) => prev.add(&g)?,
+        Some(prev) => prev.accumulate(&g)?,
     });
     Ok(())
 }

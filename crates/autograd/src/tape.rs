@@ -216,4 +216,15 @@ impl<T: Element> Differentiable<T> for Eager<T> {
     fn constant_like(&self, value: Tensor<T>) -> Self {
         Eager(Rc::new(value))
     }
+
+    fn accumulate(mut self, g: &Self) -> Result<Self> {
+        match Rc::get_mut(&mut self.0) {
+            // `a += 1 g` rounds once, as `a + g` does.
+            Some(sum) if sum.shape() == g.0.shape() => {
+                sum.axpy(T::ONE, &g.0)?;
+                Ok(self)
+            }
+            _ => crate::ops::ElementwiseOps::add(&self, g),
+        }
+    }
 }

@@ -280,14 +280,16 @@ proptest! {
         )?;
     }
 
-    /// Eager and recorded backward passes run the same rules: identical values, bit for bit.
+    /// Eager and recorded backward passes run the same rules: identical values, bit for bit,
+    /// also where a node's gradients are summed (eager sums add in place).
     #[test]
     fn eager_equals_recorded(seed in any::<u64>()) {
         let tape = Tape::<f64>::new();
         let x = tape.param(random(&[2, 2, 5, 5], seed, -1.0, 1.0));
         let w = tape.param(signed(&[3, 2, 3, 3], seed + 1));
         let y = x.conv2d(&w, None, Conv2dSpec::new(1, 1)).unwrap().relu().unwrap();
-        let l = y.square().unwrap().mean().unwrap();
+        // y is used three times: its three gradients are accumulated.
+        let l = y.mul(&y).unwrap().add(&y.sigmoid().unwrap()).unwrap().mean().unwrap();
         let eager = autograd::grad_tensors(l, &[x, w]).unwrap();
         let recorded = autograd::grad(l, &[x, w], true).unwrap();
         for (e, r) in eager.iter().zip(&recorded) {

@@ -100,6 +100,8 @@ impl<T: Element> Tensor<T> {
         let isa = Isa::detect();
         let plane = h * w;
         let mut out = vec![T::ZERO; c];
+        // One channel: the same values in the same order either way; summed as one plane each.
+        let layout = if c == 1 { Layout::Nchw } else { layout };
         match layout {
             Layout::Nchw => {
                 for img in 0..n {

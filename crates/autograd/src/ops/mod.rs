@@ -105,6 +105,11 @@ pub trait Differentiable<T: Element>: Clone + Sized {
     fn shape(&self) -> Vec<usize> {
         self.value().shape().to_vec()
     }
+    /// `self + g`: two gradients of one node summed. Variables record an `add`; plain values
+    /// that own their tensor add in place (the same sums, without a new tensor).
+    fn accumulate(self, g: &Self) -> Result<Self> {
+        self.add(g)
+    }
 }
 
 /// What a backward rule sees: the node's output and incoming gradient, its inputs on demand, and
