@@ -1,6 +1,8 @@
 //! Dense `f32`/`f64` tensors and the kernels a small convolutional autoencoder needs:
 //! GEMM, 2-D convolution and transposed convolution with their gradients, and elementwise
 //! maps and reductions, with run-time selected SIMD paths ([`Isa`]) and `rayon` parallelism.
+//! Convolutions take NCHW or NHWC images ([`Layout`]); a network whose activations stay NHWC
+//! skips the reordering at every layer.
 //!
 //! Every kernel has a naive f64 loop reference in [`mod@reference`] that the tests compare it with.
 //! Results never depend on the number of threads: reductions are split into fixed chunks whose

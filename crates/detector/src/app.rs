@@ -289,6 +289,11 @@ pub fn load_images(paths: &[PathBuf], channels: usize) -> Result<Dataset> {
 
 /// Training data of `gradcon train`: the protocol's split for a class, or an image file.
 fn train_cmd(a: TrainArgs, quiet: bool) -> Result<()> {
+    // The model and its checkpoint go in the folder of --out: made now, not found missing
+    // when the first epoch's checkpoint is written.
+    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create folder", e))?;
+    }
     let config = a.train.config(0);
     let (train_set, val_set, stream) = match &a.images {
         Some(path) => {

@@ -61,6 +61,24 @@ fn run_ok(cmd: &mut Command) {
 }
 
 #[test]
+fn train_makes_the_folder_of_its_output() {
+    let dir = scratch("nested-out");
+    let images = images_file(&dir);
+    let out = dir.join("runs/first/model.gcm");
+    run_ok(gradcon().args(train_args(&images, &out, 1)));
+    assert!(out.is_file() && out.with_extension("ckpt").is_file());
+    // A folder that cannot be made: an error naming it, before any training.
+    let blocked = dir.join("images.idx/model.gcm");
+    let res = gradcon()
+        .args(train_args(&images, &blocked, 1))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(!res.status.success() && err.contains("images.idx"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn killed_training_resumes_bit_identical_and_threads_do_not_matter() {
     let dir = scratch("resume");
     let images = images_file(&dir);
