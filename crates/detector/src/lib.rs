@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod auroc;
+pub mod busy;
 pub mod checkpoint;
 pub mod cli;
 pub mod data;

@@ -207,6 +207,8 @@ impl TrainState {
 
     /// One optimisation step on the batch `x`; returns `(J, mse)`.
     pub fn step(&mut self, x: &Tensor<f32>) -> Result<(f64, f64)> {
+        // The step's parallel regions follow each other closely: keep the other workers awake.
+        let _busy = crate::busy::BusyWorkers::start();
         let tape = Tape::new();
         let (params, loss) = self.loss_on(&tape, x.clone(), true)?;
         let (j, mse) = (

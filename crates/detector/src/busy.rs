@@ -1,0 +1,123 @@
+//! Keeping the thread pool's other workers awake through a training step.
+//!
+//! A step runs about a hundred short parallel regions. Between two of them rayon's idle worker
+//! goes to sleep on a futex, and the next region has to wake it; on a virtual machine whose host
+//! is busy, a halted vCPU can take long to come back, and the step waits for it. OpenMP runtimes
+//! avoid this by spinning for a while before sleeping. [`BusyWorkers`] does the same on rayon:
+//! while it lives, each other worker runs a polling job that takes any pending work at once.
+//!
+//! Each polling job runs for at most [`POLL_SLICE`] and then queues a fresh one. It must not
+//! run until the step ends: a worker may start it on top of a join of its own (rayon runs
+//! queued jobs while it waits), and that join can only finish once the job returns.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long one polling job looks for work before it makes way for a fresh one.
+pub const POLL_SLICE: Duration = Duration::from_micros(50);
+
+/// While alive, the current pool's workers other than this thread poll for work.
+#[derive(Debug)]
+pub struct BusyWorkers {
+    stop: Arc<AtomicBool>,
+}
+
+impl BusyWorkers {
+    /// Starts one polling job per other worker of the current pool (none on a one-thread pool).
+    pub fn start() -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let me = rayon::current_thread_index();
+        for _ in 1..rayon::current_num_threads() {
+            poll(stop.clone(), me);
+        }
+        Self { stop }
+    }
+}
+
+impl Drop for BusyWorkers {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Queues a polling job: on a worker other than `me` it takes pending work for up to
+/// [`POLL_SLICE`], then queues the next one; on `me` (the thread that started it, when it
+/// picks the job up while waiting) it only passes the job on.
+fn poll(stop: Arc<AtomicBool>, me: Option<usize>) {
+    rayon::spawn(move || {
+        let start = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            if rayon::current_thread_index() == me || start.elapsed() > POLL_SLICE {
+                poll(stop, me);
+                return;
+            }
+            if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                std::hint::spin_loop();
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rayon::prelude::*;
+    use std::sync::Mutex;
+
+    /// Polling jobs started while the other worker is in nested joins, and kept alive while the
+    /// caller waits on that worker: the work finishes (within 20 s) with the right sums. (Whether
+    /// a worker picks a polling job up inside a join is up to the scheduler, so this does not
+    /// reliably show the hang an unbounded polling job can cause; that hang was seen in the
+    /// training step.)
+    #[test]
+    fn nested_joins_finish_under_polling_workers() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let sums: Vec<u64> = pool.install(|| {
+                (0..100u64)
+                    .map(|round| {
+                        let busy = Mutex::new(None);
+                        let inside = AtomicBool::new(false);
+                        let ((), sum) = rayon::join(
+                            || {
+                                while !inside.load(Ordering::Relaxed) {
+                                    std::hint::spin_loop();
+                                }
+                                *busy.lock().unwrap() = Some(BusyWorkers::start());
+                            },
+                            || {
+                                (0..64u64)
+                                    .into_par_iter()
+                                    .map(|i| {
+                                        inside.store(true, Ordering::Relaxed);
+                                        (0..512u64)
+                                            .into_par_iter()
+                                            .map(|j| i * j + round)
+                                            .sum::<u64>()
+                                    })
+                                    .sum::<u64>()
+                            },
+                        );
+                        drop(busy);
+                        sum
+                    })
+                    .collect()
+            });
+            tx.send(sums).unwrap();
+        });
+        let sums = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("nested joins under polling workers did not finish within 20 s");
+        for (round, s) in sums.iter().enumerate() {
+            let want: u64 = (0..64u64)
+                .map(|i| (0..512u64).map(|j| i * j + round as u64).sum::<u64>())
+                .sum();
+            assert_eq!(*s, want);
+        }
+    }
+}
