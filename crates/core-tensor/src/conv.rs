@@ -264,12 +264,7 @@ pub fn conv2d_on<T: Element>(
     check_bias("conv2d", b, s.o)?;
     let isa = isa.checked()?;
     isa.record();
-    let g = Geometry {
-        s,
-        stride: spec.stride,
-        padding: spec.padding,
-        layout: spec.layout,
-    };
+    let g = Geometry::new(s, spec);
     let mut y = Tensor::for_overwrite(&spec.layout.shape([s.n, s.o, s.ho, s.wo]));
     if !y.is_empty() {
         let b = b.map(Tensor::data);
@@ -345,12 +340,7 @@ pub fn conv_transpose2d_on<T: Element>(
     check_bias("conv_transpose2d", b, s.c)?;
     let isa = isa.checked()?;
     isa.record();
-    let g = Geometry {
-        s,
-        stride: spec.stride,
-        padding: spec.padding,
-        layout: spec.layout,
-    };
+    let g = Geometry::new(s, spec.forward());
     let mut y = Tensor::for_overwrite(&spec.layout.shape([s.n, s.c, s.h, s.w]));
     if !y.is_empty() {
         let b = b.map(Tensor::data);
@@ -471,12 +461,7 @@ fn weight_grad_geometry<T: Element>(
     let s = conv2d_weight_grad_shape(x, gy, kernel_hw, spec)?;
     let isa = isa.checked()?;
     isa.record();
-    let g = Geometry {
-        s,
-        stride: spec.stride,
-        padding: spec.padding,
-        layout: spec.layout,
-    };
+    let g = Geometry::new(s, spec);
     Ok((g, isa))
 }
 
@@ -643,22 +628,18 @@ pub fn conv2d_input_grad_on<T: Element>(
     let isa = isa.checked()?;
     isa.record();
     let [h, wd] = input_hw;
-    let g = Geometry {
-        s: ConvShape {
-            n,
-            c,
-            h,
-            w: wd,
-            o,
-            kh,
-            kw,
-            ho,
-            wo,
-        },
-        stride: spec.stride,
-        padding: spec.padding,
-        layout: spec.layout,
+    let s = ConvShape {
+        n,
+        c,
+        h,
+        w: wd,
+        o,
+        kh,
+        kw,
+        ho,
+        wo,
     };
+    let g = Geometry::new(s, spec);
     let mut gx = Tensor::for_overwrite(&spec.layout.shape([n, c, h, wd]));
     if !gx.is_empty() {
         direct::adjoint(

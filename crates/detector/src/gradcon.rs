@@ -14,7 +14,7 @@ pub const COS_EPS: f64 = 1e-8;
 /// The layout the layers run in. The convolution kernels work on each pixel's channels
 /// together, so NHWC activations pass from layer to layer with no reordering; the images are
 /// reordered once on the way in and once on the way out.
-const LAYERS_LAYOUT: Layout = Layout::Nhwc;
+pub const LAYERS_LAYOUT: Layout = Layout::Nhwc;
 
 /// The autoencoder's reconstruction of `x` (`[B, C, 28, 28]`, as is the result), with `params`
 /// in the order of [`crate::model::GradConModel::params`].
@@ -52,8 +52,8 @@ pub struct Loss<'t> {
     pub mse: Var<'t, f32>,
     /// `L_grad = -(1/4) sum_l cos(dmse/dW_l, r_l)`; `None` without reference gradients.
     pub grad_loss: Option<Var<'t, f32>>,
-    /// The reconstruction `x'`.
-    pub recon: Var<'t, f32>,
+    /// The reconstruction `x'` in [`LAYERS_LAYOUT`] (see [`Loss::reconstruction`]).
+    pub recon_layers: Var<'t, f32>,
 }
 
 /// `J = mse + alpha * (-(1/4) sum_l cos(vec(dmse/dW_l), vec(r_l)))` (PAPER.md, Training).
@@ -71,7 +71,6 @@ pub fn loss<'t>(
     let x = x.relayout(Layout::Nchw, LAYERS_LAYOUT)?;
     let recon = reconstruct(params, x)?;
     let mse = recon.mse_loss(&x)?;
-    let recon = recon.relayout(LAYERS_LAYOUT, Layout::Nchw)?;
     let (total, grad_loss) = match refs {
         Some(refs) if alpha != 0.0 => {
             let decoder: Vec<_> = GRAD_LAYER_PARAMS.iter().map(|&i| params[i]).collect();
@@ -89,8 +88,19 @@ pub fn loss<'t>(
         total,
         mse,
         grad_loss,
-        recon,
+        recon_layers: recon,
     })
+}
+
+impl Loss<'_> {
+    /// The reconstruction `x'` as `[B, C, 28, 28]` (reordered on request: training steps do
+    /// not need it).
+    pub fn reconstruction(&self) -> Result<Tensor<f32>> {
+        Ok(self
+            .recon_layers
+            .value()
+            .relayout(LAYERS_LAYOUT, Layout::Nchw)?)
+    }
 }
 
 /// Per-image scores: `gradcon = -L(x) + beta * grad`, `recon = -L(x)`, and the gradient term

@@ -258,7 +258,7 @@ impl TrainState {
             j_sum += loss.total.value().to_scalar()? as f64 * chunk.len() as f64;
             mse_sum += loss.mse.value().to_scalar()? as f64 * chunk.len() as f64;
             inputs.extend_from_slice(x.data());
-            recons.extend_from_slice(loss.recon.value().data());
+            recons.extend_from_slice(loss.reconstruction()?.data());
         }
         let n = indices.len().max(1) as f64;
         let (spread, dsig) = health_stats(&inputs, &recons, data.image_len());

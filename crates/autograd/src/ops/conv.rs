@@ -127,10 +127,8 @@ fn kernel_hw(shape: &[usize]) -> [usize; 2] {
 
 /// Height and width of a 4-D image batch in `layout`.
 fn image_hw(shape: &[usize], layout: Layout) -> [usize; 2] {
-    match layout {
-        Layout::Nchw => [shape[2], shape[3]],
-        Layout::Nhwc => [shape[1], shape[2]],
-    }
+    let [_, _, h, w] = layout.to_nchw([shape[0], shape[1], shape[2], shape[3]]);
+    [h, w]
 }
 
 /// The transposed-convolution spec mapping a `conv2d` output of size `out_hw` back to its input

@@ -50,6 +50,15 @@ pub(super) struct Geometry {
 }
 
 impl Geometry {
+    /// The geometry of the convolution with shapes `s` under `spec`.
+    pub(super) fn new(s: ConvShape, spec: super::Conv2dSpec) -> Self {
+        Self {
+            s,
+            stride: spec.stride,
+            padding: spec.padding,
+            layout: spec.layout,
+        }
+    }
     fn hp(&self) -> usize {
         self.s.h + 2 * self.padding[0]
     }
