@@ -13,7 +13,7 @@ use crate::element::{Binary, Unary};
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 fn tail_mask(n: usize) -> __m256i {
-    // `n < 8` here, so the cast is exact.
+    // `n <= 8` here, so the cast is exact.
     _mm256_cmpgt_epi32(
         _mm256_set1_epi32(n as i32),
         _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),

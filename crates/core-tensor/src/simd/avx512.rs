@@ -14,7 +14,7 @@ use crate::element::{Binary, Unary};
 /// Bits `0..n` set: the first `n < 16` lanes.
 #[inline(always)]
 fn tail_mask(n: usize) -> __mmask16 {
-    // `n < 16`, so the shift does not overflow and the result fits 16 bits.
+    // `n <= 16`, so the shift does not overflow and the result fits 16 bits.
     ((1u32 << n) - 1) as __mmask16
 }
 

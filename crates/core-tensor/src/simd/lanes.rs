@@ -32,12 +32,13 @@ pub(super) trait Lanes: Copy {
     /// # Safety
     /// The CPU must support the path's instructions and `p` must be valid for `N` writes.
     unsafe fn store(self, p: *mut f32);
-    /// The first `n < N` values from `p`; the other lanes are `0.0` and their memory is not read.
+    /// The first `n <= N` values from `p`; the other lanes are `0.0` and their memory is not
+    /// read.
     ///
     /// # Safety
     /// The CPU must support the path's instructions and `p` must be valid for `n` reads.
     unsafe fn load_part(p: *const f32, n: usize) -> Self;
-    /// Stores the first `n < N` lanes at `p`; memory past them is not touched.
+    /// Stores the first `n <= N` lanes at `p`; memory past them is not touched.
     ///
     /// # Safety
     /// The CPU must support the path's instructions and `p` must be valid for `n` writes.
@@ -421,30 +422,33 @@ pub(super) unsafe fn shifted_sums<V: Lanes, const K: usize, const R: usize>(
             }
             i += R * V::N;
         }
-        while i < n {
-            let m = V::N.min(n - i);
-            let load = |p: *const f32| {
-                if m == V::N {
-                    V::load(p)
-                } else {
-                    V::load_part(p, m)
-                }
-            };
-            let mut acc: [V; K] = std::array::from_fn(|j| load(op.add(j * n + i)));
+        if i < n {
+            // The last `n - i < R N` values: `R` registers again, each loaded (without a
+            // branch) only in the lanes that exist, so that the tail, too, keeps `R`
+            // independent sums in flight.
+            let lanes: [usize; R] =
+                std::array::from_fn(|r| (n - i).saturating_sub(r * V::N).min(V::N));
+            let mut acc: [[V; R]; K] = std::array::from_fn(|j| {
+                std::array::from_fn(|r| {
+                    V::load_part(op.wrapping_add(j * n + i + r * V::N), lanes[r])
+                })
+            });
             for (t, &off) in offsets.iter().enumerate() {
-                let x = load(sp.add(off + i));
-                for (j, a) in acc.iter_mut().enumerate() {
-                    *a = V::splat(*wp.add(t * stride + j)).mul_add(x, *a);
+                let p = sp.wrapping_add(off + i);
+                let v: [V; R] =
+                    std::array::from_fn(|r| V::load_part(p.wrapping_add(r * V::N), lanes[r]));
+                for (j, row) in acc.iter_mut().enumerate() {
+                    let w = V::splat(*wp.add(t * stride + j));
+                    for (a, &x) in row.iter_mut().zip(&v) {
+                        *a = w.mul_add(x, *a);
+                    }
                 }
             }
-            for (j, a) in acc.into_iter().enumerate() {
-                if m == V::N {
-                    a.store(op.add(j * n + i));
-                } else {
-                    a.store_part(op.add(j * n + i), m);
+            for (j, row) in acc.into_iter().enumerate() {
+                for (r, a) in row.into_iter().enumerate() {
+                    a.store_part(op.wrapping_add(j * n + i + r * V::N), lanes[r]);
                 }
             }
-            i += m;
         }
     }
 }
@@ -471,9 +475,9 @@ pub(super) unsafe fn shifted_sum<V: Lanes>(
         // SAFETY: forwarded; each group reads weights `t k + j0 + j` and writes its own rows.
         unsafe {
             match k - j0 {
-                1 => shifted_sums::<V, 1, 4>(offsets, w, k, src, o, n),
-                2 => shifted_sums::<V, 2, 2>(offsets, w, k, src, o, n),
-                3 => shifted_sums::<V, 3, 2>(offsets, w, k, src, o, n),
+                1 => shifted_sums::<V, 1, 8>(offsets, w, k, src, o, n),
+                2 => shifted_sums::<V, 2, 4>(offsets, w, k, src, o, n),
+                3 => shifted_sums::<V, 3, 3>(offsets, w, k, src, o, n),
                 _ => shifted_sums::<V, 4, 2>(offsets, w, k, src, o, n),
             }
         }
