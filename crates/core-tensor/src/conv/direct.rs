@@ -110,6 +110,37 @@ impl Geometry {
             .map(|p| self.row_base(p / pos, p % pos))
             .collect()
     }
+    /// Copies `ne` output gradients (in the geometry's layout) into NHWC with the margins the
+    /// phased adjoint reads: `ah - 1` zero rows above and `aw - 1` zero pixels before each row,
+    /// zeros after, [`Geometry::margined_gy_hw`] in all. Only the margins are zeroed.
+    pub(super) fn margin_gy_nhwc<T: Element>(&self, isa: Isa, gy: &[T], ne: usize, out: &mut [T]) {
+        let ConvShape { o, ho, wo, .. } = self.s;
+        let ([ah, aw], [gh, gw]) = (self.phase_taps(), self.margined_gy_hw());
+        let glen = gh * gw * o;
+        if glen == 0 {
+            return;
+        }
+        for (e, img) in out.chunks_exact_mut(glen).take(ne).enumerate() {
+            let (top, rows) = img.split_at_mut((ah - 1) * gw * o);
+            top.fill(T::ZERO);
+            rows[ho * gw * o..].fill(T::ZERO);
+            for (i, row) in rows.chunks_exact_mut(gw * o).take(ho).enumerate() {
+                let (left, rest) = row.split_at_mut((aw - 1) * o);
+                let (dst, right) = rest.split_at_mut(wo * o);
+                left.fill(T::ZERO);
+                right.fill(T::ZERO);
+                match self.layout {
+                    // Row i is an `o x wo` block (stride ho wo) transposed into `wo x o` pixels.
+                    Layout::Nchw => {
+                        let src = &gy[e * o * ho * wo + i * wo..];
+                        transpose(isa, src, ho * wo, dst, o, o, wo);
+                    }
+                    Layout::Nhwc => dst.copy_from_slice(&gy[(e * ho + i) * wo * o..][..wo * o]),
+                }
+            }
+        }
+    }
+
     /// Copies `ne` images (in the geometry's layout) into zero-padded NHWC.
     fn pad_nhwc<T: Element>(&self, isa: Isa, x: &[T], ne: usize, out: &mut [T]) {
         let (c, h, w) = (self.s.c, self.s.h, self.s.w);
@@ -417,20 +448,7 @@ fn adjoint_phased<T: Element>(
                 let scratch = if in_place { 0 } else { ne * pixels * c_pad };
                 with_scratch::<T, _>(ne * glen + scratch, |buf| {
                     let (gpad, scratch) = buf.split_at_mut(ne * glen);
-                    gpad.fill(T::ZERO);
-                    for e in 0..ne {
-                        for i in 0..ho {
-                            let dst = &mut gpad[e * glen + ((i + ah - 1) * gw + aw - 1) * o..];
-                            match g.layout {
-                                Layout::Nchw => {
-                                    let src = &gyc[e * o * ho * wo + i * wo..];
-                                    transpose(kern.isa, src, ho * wo, dst, o, o, wo);
-                                }
-                                Layout::Nhwc => dst[..wo * o]
-                                    .copy_from_slice(&gyc[(e * ho + i) * wo * o..][..wo * o]),
-                            }
-                        }
-                    }
+                    g.margin_gy_nhwc(kern.isa, gyc, ne, gpad);
                     let ypos: &mut [T] = if in_place { &mut *gxc } else { scratch };
                     let mut tile = [T::ZERO; MAX_TILE];
                     let tp = tile.as_mut_ptr();

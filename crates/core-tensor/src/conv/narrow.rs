@@ -92,7 +92,16 @@ pub(super) fn adjoint<T: Element>(
         .for_each(|(gxe, gye)| {
             with_scratch::<T, _>(o * plane + c * longest, |buf| {
                 let (planes, acc) = buf.split_at_mut(o * plane);
-                planes.fill(T::ZERO);
+                // Zeros in the margins only: the rows of the gradient are copied in below.
+                for p in planes.chunks_exact_mut(plane) {
+                    let (top, rows) = p.split_at_mut(lead_r * gwp);
+                    top.fill(T::ZERO);
+                    rows[ho * gwp..].fill(T::ZERO);
+                    for row in rows.chunks_exact_mut(gwp).take(ho) {
+                        row[..lead_c].fill(T::ZERO);
+                        row[lead_c + wo..].fill(T::ZERO);
+                    }
+                }
                 match g.layout {
                     Layout::Nchw => {
                         for (dst, src) in planes
