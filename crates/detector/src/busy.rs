@@ -1,6 +1,7 @@
-//! Keeping the thread pool's other workers awake through a training step.
+//! Keeping the thread pool's other workers awake through a training step, a validation pass
+//! or a scoring run.
 //!
-//! A step runs about a hundred short parallel regions. Between two of them rayon's idle worker
+//! A step runs about a hundred short parallel regions (validation and scoring batches too). Between two of them rayon's idle worker
 //! goes to sleep on a futex, and the next region has to wake it; on a virtual machine whose host
 //! is busy, a halted vCPU can take long to come back, and the step waits for it. OpenMP runtimes
 //! avoid this by spinning for a while before sleeping. [`BusyWorkers`] does the same on rayon:

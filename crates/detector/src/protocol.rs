@@ -88,6 +88,8 @@ pub fn score_images(
     batch: usize,
 ) -> Result<Scores> {
     let mut scores = Scores::default();
+    // Scoring, like a training step, is a chain of short parallel regions.
+    let _busy = crate::busy::BusyWorkers::start();
     for chunk in indices.chunks(batch.max(1)) {
         let x = data.batch_tensor(chunk)?;
         scores.extend(score_batch(&model.model.params, &model.refs, &x, beta)?);

@@ -251,6 +251,7 @@ impl TrainState {
         let (mut j_sum, mut mse_sum) = (0.0, 0.0);
         let mut inputs = Vec::new();
         let mut recons = Vec::new();
+        let _busy = crate::busy::BusyWorkers::start();
         for chunk in indices.chunks(self.config.batch_size) {
             let x = data.batch_tensor(chunk)?;
             let tape = Tape::new();
