@@ -187,60 +187,69 @@ pub fn per_example<'t, T: Element>(
     for (k, p) in params.iter().enumerate() {
         let shape = p.value().shape().to_vec();
         let size: usize = shape.iter().product();
-        // Dot products: one forward of each use's layer with weights R, dotted per example.
-        let dot = match refs {
-            None => None,
-            Some(r) => {
-                let mut dots = vec![T::ZERO; n];
-                for (node, conv, role) in &uses[k] {
-                    let Some(gy) = gy_of(*node) else { continue };
-                    let z = match (role, conv) {
-                        (Role::Weight, ConvOp::Conv2d { x, spec, .. }) => {
-                            kernels::conv2d(&tape.value(*x), &r[k], None, *spec)?
-                        }
-                        (Role::Weight, ConvOp::ConvTranspose2d { x, spec, .. }) => {
-                            kernels::conv_transpose2d(&tape.value(*x), &r[k], None, *spec)?
-                        }
-                        (Role::Bias, _) => {
-                            let mut z = Tensor::zeros(gy.shape());
-                            z.add_per_channel(&r[k], layout_of(conv))?;
-                            z
-                        }
-                        (_, ConvOp::Conv2dWeightGrad { .. }) => unreachable!("checked above"),
-                    };
-                    let isa = core_tensor::Isa::detect();
-                    let per = gy.len() / n.max(1);
-                    for (d, (g, z)) in dots.iter_mut().zip(
-                        gy.data()
-                            .chunks(per.max(1))
-                            .zip(z.data().chunks(per.max(1))),
-                    ) {
-                        *d += T::dot_slice(isa, g, z) * factor;
-                    }
-                }
-                Some(dots)
-            }
-        };
-        // Full gradients and norms: each example's gradient, summed over the parameter's uses.
-        let (mut full, mut sq_norm) = (None, None);
         // A weight with one use and no full gradients asked for: the norms straight from the
-        // kernel, no `[n, ...shape]` tensor.
-        if let (false, true, [(node, conv, Role::Weight)]) = (want_full, want_norm, &uses[k][..]) {
-            let norms = match gy_of(*node) {
-                None => vec![T::ZERO; n],
+        // kernel, no `[n, ...shape]` tensor; and the dot products with them, where the kernel
+        // forms each example's gradient anyway.
+        let (mut full, mut sq_norm, mut dot) = (None, None, None);
+        let single = match &uses[k][..] {
+            [(node, conv, Role::Weight)] if !want_full && want_norm => Some((node, conv)),
+            _ => None,
+        };
+        if let Some((node, conv)) = single {
+            let (norms, dots) = match gy_of(*node) {
+                None => (vec![T::ZERO; n], refs.map(|_| vec![T::ZERO; n])),
                 Some(gy) => {
                     let (input, out_grad, spec) = weight_grad_operands(tape, conv, gy);
-                    kernels::conv2d_weight_grad_sq_norms(
-                        &input,
-                        &out_grad,
-                        [shape[2], shape[3]],
-                        spec,
-                    )?
+                    let k_hw = [shape[2], shape[3]];
+                    match refs {
+                        Some(r) => kernels::conv2d_weight_grad_sq_norms_and_dots(
+                            &input, &out_grad, k_hw, spec, &r[k],
+                        )?,
+                        None => (
+                            kernels::conv2d_weight_grad_sq_norms(&input, &out_grad, k_hw, spec)?,
+                            None,
+                        ),
+                    }
                 }
             };
             let f2 = factor * factor;
             sq_norm = Some(norms.into_iter().map(|v| v * f2).collect());
-        } else if want_full || want_norm {
+            dot = dots.map(|d| d.into_iter().map(|v| v * factor).collect());
+        }
+        // Otherwise the dot products from one forward of each use's layer with weights R,
+        // dotted per example.
+        if let (Some(r), None) = (refs, &dot) {
+            let mut dots = vec![T::ZERO; n];
+            for (node, conv, role) in &uses[k] {
+                let Some(gy) = gy_of(*node) else { continue };
+                let z = match (role, conv) {
+                    (Role::Weight, ConvOp::Conv2d { x, spec, .. }) => {
+                        kernels::conv2d(&tape.value(*x), &r[k], None, *spec)?
+                    }
+                    (Role::Weight, ConvOp::ConvTranspose2d { x, spec, .. }) => {
+                        kernels::conv_transpose2d(&tape.value(*x), &r[k], None, *spec)?
+                    }
+                    (Role::Bias, _) => {
+                        let mut z = Tensor::zeros(gy.shape());
+                        z.add_per_channel(&r[k], layout_of(conv))?;
+                        z
+                    }
+                    (_, ConvOp::Conv2dWeightGrad { .. }) => unreachable!("checked above"),
+                };
+                let isa = core_tensor::Isa::detect();
+                let per = gy.len() / n.max(1);
+                for (d, (g, z)) in dots.iter_mut().zip(
+                    gy.data()
+                        .chunks(per.max(1))
+                        .zip(z.data().chunks(per.max(1))),
+                ) {
+                    *d += T::dot_slice(isa, g, z) * factor;
+                }
+            }
+            dot = Some(dots);
+        }
+        // Full gradients and norms: each example's gradient, summed over the parameter's uses.
+        if single.is_none() && (want_full || want_norm) {
             // Every example's gradient at once, `[n, ...shape]`, from the batched per-example
             // kernel (parallel over the batch), summed over the parameter's uses.
             let mut all: Option<Tensor<T>> = None;

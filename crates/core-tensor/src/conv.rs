@@ -572,9 +572,60 @@ pub fn conv2d_weight_grad_sq_norms_on<T: Element>(
     let s = g.s;
     let mut out = vec![T::ZERO; s.n];
     if s.o * s.c * s.kh * s.kw > 0 && s.ho * s.wo > 0 {
-        direct::weight_grad_sq_norms(Kernel::for_isa(isa), &g, x.data(), gy.data(), &mut out);
+        let kern = Kernel::for_isa(isa);
+        direct::weight_grad_sq_norms(kern, &g, x.data(), gy.data(), &mut out, None);
     }
     Ok(out)
+}
+
+/// [`conv2d_weight_grad_sq_norms`] together with the dot products `<dw_n, r>` (`r` of the
+/// weight's shape `[o, c, kh, kw]`) where they come at almost no cost: when each example's
+/// gradient is formed for its norm, the dot product is one more pass over it. When the norms
+/// come from the Gram matrices the dot products are `None` (form them another way, e.g. as
+/// `<gy_n, conv2d(x_n, r)>`).
+pub fn conv2d_weight_grad_sq_norms_and_dots<T: Element>(
+    x: &Tensor<T>,
+    gy: &Tensor<T>,
+    kernel_hw: [usize; 2],
+    spec: Conv2dSpec,
+    r: &Tensor<T>,
+) -> Result<(Vec<T>, Option<Vec<T>>)> {
+    conv2d_weight_grad_sq_norms_and_dots_on(Isa::detect(), x, gy, kernel_hw, spec, r)
+}
+
+/// [`conv2d_weight_grad_sq_norms_and_dots`] on a named SIMD path.
+pub fn conv2d_weight_grad_sq_norms_and_dots_on<T: Element>(
+    isa: Isa,
+    x: &Tensor<T>,
+    gy: &Tensor<T>,
+    kernel_hw: [usize; 2],
+    spec: Conv2dSpec,
+    r: &Tensor<T>,
+) -> Result<(Vec<T>, Option<Vec<T>>)> {
+    const OP: &str = "conv2d_weight_grad_sq_norms_and_dots";
+    let (g, isa) = weight_grad_geometry(isa, x, gy, kernel_hw, spec)?;
+    let s = g.s;
+    let want = [s.o, s.c, s.kh, s.kw];
+    if r.shape() != want {
+        return Err(TensorError::InvalidGeometry {
+            op: OP,
+            input: x.shape().to_vec(),
+            weight: r.shape().to_vec(),
+            reason: format!(
+                "the dot products need a {want:?} tensor, got {:?}",
+                r.shape()
+            ),
+        });
+    }
+    let (mut norms, mut dots) = (vec![T::ZERO; s.n], vec![T::ZERO; s.n]);
+    if s.o * s.c * s.kh * s.kw == 0 || s.ho * s.wo == 0 {
+        return Ok((norms, Some(dots)));
+    }
+    let kern = Kernel::for_isa(isa);
+    let (x, gy) = (x.data(), gy.data());
+    let formed =
+        direct::weight_grad_sq_norms(kern, &g, x, gy, &mut norms, Some((r.data(), &mut dots)));
+    Ok((norms, formed.then_some(dots)))
 }
 
 /// Input gradient of `conv2d`: the transposed convolution of `gy` with `w`, sized back to

@@ -2,7 +2,8 @@
 
 use core_tensor::conv::{
     conv2d_input_grad_on, conv2d_on, conv2d_weight_grad_on, conv2d_weight_grad_per_example_on,
-    conv2d_weight_grad_sq_norms_on, conv_transpose2d_on, Conv2dSpec, ConvTranspose2dSpec,
+    conv2d_weight_grad_sq_norms_and_dots_on, conv2d_weight_grad_sq_norms_on, conv_transpose2d_on,
+    Conv2dSpec, ConvTranspose2dSpec,
 };
 use core_tensor::{reference, Element, Isa, Layout, Rng, Tensor, TensorError};
 use proptest::prelude::*;
@@ -148,7 +149,49 @@ fn check_conv2d<T: Element>(cs: Case) {
 
         let norms = conv2d_weight_grad_sq_norms_on(isa, &x, &gy, cs.k, cs.spec()).unwrap();
         check_sq_norms(&format!("{isa} {cs:?}"), &x, &gy, cs, &norms);
+        check_dots(&format!("{isa} {cs:?}"), isa, &x, &gy, cs, &norms);
     }
+}
+
+/// The norms with dot products: the same norms, and `<dw_e, r>` against the f64 reference
+/// where they come; returns whether they did.
+fn check_dots<T: Element>(
+    what: &str,
+    isa: Isa,
+    x: &Tensor<T>,
+    gy: &Tensor<T>,
+    cs: Case,
+    norms: &[T],
+) -> bool {
+    let mut rng = Rng::seed_from_u64(cs.seed ^ 0xd0);
+    let r: Tensor<T> = random(&[cs.o, cs.c, cs.k[0], cs.k[1]], &mut rng);
+    let (again, dots) =
+        conv2d_weight_grad_sq_norms_and_dots_on(isa, x, gy, cs.k, cs.spec(), &r).unwrap();
+    assert_eq!(again, norms, "{what}: norms with dot products");
+    let Some(dots) = dots else {
+        return false;
+    };
+    assert_eq!(dots.len(), cs.n, "{what}: one dot product per example");
+    let eps = if T::NAME == "f32" { 1e-6 } else { 1e-14 };
+    let sq = |t: &Tensor<T>| t.data().iter().map(|v| v.to_f64().powi(2)).sum::<f64>();
+    for (e, &got) in dots.iter().enumerate() {
+        let (xe, ge) = (slice_example(x, e), slice_example(gy, e));
+        let dw = reference::conv2d_weight_grad(&xe, &ge, cs.k, cs.spec());
+        let want: f64 = dw
+            .data()
+            .iter()
+            .zip(r.data())
+            .map(|(a, b)| a * b.to_f64())
+            .sum();
+        // |<dw, r>| <= |dw| |r| <= |gy| |x| sqrt(kh kw) |r|.
+        let bound = (sq(&ge) * sq(&xe) * (cs.k[0] * cs.k[1]) as f64 * sq(&r)).sqrt();
+        let tol = eps * 100.0 * (want.abs() + bound);
+        assert!(
+            (got.to_f64() - want).abs() <= tol,
+            "{what}: dot of example {e}: got {got}, want {want} (tolerance {tol})"
+        );
+    }
+    true
 }
 
 /// `norms[e]` against `|dw_e|^2` of the f64 reference, allowing the rounding of either way of
@@ -203,6 +246,10 @@ fn sq_norms_of_the_decoder_layers() {
         for isa in Isa::supported() {
             let norms = conv2d_weight_grad_sq_norms_on(isa, &x, &gy, cs.k, cs.spec()).unwrap();
             check_sq_norms(&format!("{isa} {cs:?}"), &x, &gy, cs, &norms);
+            // dec1 and dec2 take the Gram matrices, dec3 and dec4 form each gradient, and then
+            // bring the dot products along.
+            let formed = check_dots(&format!("{isa} {cs:?}"), isa, &x, &gy, cs, &norms);
+            assert_eq!(formed, c <= 32 && o == 32, "{isa} {cs:?}: dot products");
         }
     }
 }

@@ -809,13 +809,18 @@ pub(super) fn weight_grad_part_len<T: Element>(kern: Kernel<T>, g: &Geometry) ->
 /// `|gy_n^T X_n|^2 = sum_{p, p'} (gy_p . gy_p') (X_p . X_p')` (`X` the im2col rows, `gy_p` the
 /// output gradient at position `p`), which needs `P^2 (o + taps c) / 2` multiply-adds instead
 /// of `P o taps c` for `P` positions.
+///
+/// With `dots = Some((r, dots))` (`r` in the weight layout `[o][c][kh][kw]`), where each
+/// gradient is formed, `dots[n] = <dw_n, r>` is taken from it too (one more pass over a buffer
+/// still in cache); returns whether it was.
 pub(super) fn weight_grad_sq_norms<T: Element>(
     kern: Kernel<T>,
     g: &Geometry,
     x: &[T],
     gy: &[T],
     out: &mut [T],
-) {
+    dots: Option<(&[T], &mut [T])>,
+) -> bool {
     let ConvShape { c, h, o, .. } = g.s;
     let wd = g.s.w;
     let (pos, kdim) = (g.positions(), g.taps() * c);
@@ -823,19 +828,35 @@ pub(super) fn weight_grad_sq_norms<T: Element>(
     // multiply-add than the GEMM kernel: taken only where it saves more than that.
     if 4 * pos * (o + kdim) >= 2 * o * kdim {
         let plan = WeightGradPlan::new(g, kern.nr, 1);
-        out.par_iter_mut().enumerate().for_each(|(e, sq)| {
-            with_scratch::<T, _>(plan.part_len(g), |part| {
-                plan.run(kern, g, x, gy, e, 1, part);
-                *sq = if o == plan.o_pad {
-                    T::dot_slice(kern.isa, part, part)
-                } else {
-                    part.chunks_exact(plan.o_pad)
-                        .map(|row| T::dot_slice(kern.isa, &row[..o], &row[..o]))
-                        .fold(T::ZERO, |a, b| a + b)
-                };
-            });
+        let (isa, o_pad) = (kern.isa, plan.o_pad);
+        // `r` as the parts are laid out, `[(tap, c)][o]`.
+        let rt: Option<Vec<T>> = dots.as_ref().map(|(r, _)| {
+            let taps = g.taps();
+            (0..kdim * o)
+                .map(|i| {
+                    let (q, oc) = (i / o, i % o);
+                    r[(oc * c + q % c) * taps + q / c]
+                })
+                .collect()
         });
-        return;
+        let mut dot_values = vec![T::ZERO; out.len()];
+        out.par_iter_mut()
+            .zip(dot_values.par_iter_mut())
+            .enumerate()
+            .for_each(|(e, (sq, dot))| {
+                with_scratch::<T, _>(plan.part_len(g), |part| {
+                    plan.run(kern, g, x, gy, e, 1, part);
+                    *sq = dot_rows(isa, part, o_pad, part, o_pad, o);
+                    if let Some(rt) = &rt {
+                        *dot = dot_rows(isa, part, o_pad, rt, o, o);
+                    }
+                });
+            });
+        if let Some((_, d)) = dots {
+            d.copy_from_slice(&dot_values);
+            return true;
+        }
+        return false;
     }
     // Kernel rows of `kw c` contiguous values at each position.
     let run = g.s.kw * c;
@@ -870,6 +891,26 @@ pub(super) fn weight_grad_sq_norms<T: Element>(
             *sq = total;
         });
     });
+    false
+}
+
+/// `sum_q <a_q, b_q>` over the first `len` values of the rows of `a` (`a_stride` apart) and `b`
+/// (`b_stride` apart), row by row; one dot product where the rows are whole and contiguous.
+fn dot_rows<T: Element>(
+    isa: Isa,
+    a: &[T],
+    a_stride: usize,
+    b: &[T],
+    b_stride: usize,
+    len: usize,
+) -> T {
+    if len == a_stride && len == b_stride {
+        return T::dot_slice(isa, a, &b[..a.len()]);
+    }
+    a.chunks_exact(a_stride)
+        .zip(b.chunks(b_stride))
+        .map(|(a, b)| T::dot_slice(isa, &a[..len], &b[..len]))
+        .fold(T::ZERO, |s, v| s + v)
 }
 
 /// Reorders a transposed weight gradient `[(tap, c)][o_pad]` (a part of kernel `kern`) into
