@@ -30,7 +30,8 @@
 //!   layers with few output positions and many weights, from the Gram matrices of the
 //!   example's positions (fewer multiply-adds still). Otherwise (a bias, several uses) all
 //!   `N` gradients are formed, as for `Full`, and reduced.
-//! - [`PerExample::DotAndSqNorm`]: both of the above.
+//! - [`PerExample::DotAndSqNorm`]: both of the above; where a weight's norms form each `G_n`
+//!   in a buffer, the dot products are taken from it too, and the extra forward is skipped.
 
 use core_tensor::conv::{self as kernels};
 use std::rc::Rc;
