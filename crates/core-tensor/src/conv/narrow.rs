@@ -92,16 +92,9 @@ pub(super) fn adjoint<T: Element>(
         .for_each(|(gxe, gye)| {
             with_scratch::<T, _>(o * plane + c * longest, |buf| {
                 let (planes, acc) = buf.split_at_mut(o * plane);
-                // Zeros in the margins only: the rows of the gradient are copied in below.
-                for p in planes.chunks_exact_mut(plane) {
-                    let (top, rows) = p.split_at_mut(lead_r * gwp);
-                    top.fill(T::ZERO);
-                    rows[ho * gwp..].fill(T::ZERO);
-                    for row in rows.chunks_exact_mut(gwp).take(ho) {
-                        row[..lead_c].fill(T::ZERO);
-                        row[lead_c + wo..].fill(T::ZERO);
-                    }
-                }
+                // One pass of zeros: the margins are a value or two per row, too short to zero
+                // one by one.
+                planes.fill(T::ZERO);
                 match g.layout {
                     Layout::Nchw => {
                         for (dst, src) in planes
@@ -137,9 +130,10 @@ pub(super) fn adjoint<T: Element>(
                     };
                     for (ch, row) in acc.chunks_exact(len).enumerate() {
                         for u in 0..ny {
-                            let y = y0 + sh * u;
-                            for (m, &v) in row[u * gwp..][..nx].iter().enumerate() {
-                                gxe[ch * plane_step + (y * wd + x0 + sw * m) * pixel_step] = v;
+                            let first = ch * plane_step + ((y0 + sh * u) * wd + x0) * pixel_step;
+                            let dst = gxe[first..].iter_mut().step_by(sw * pixel_step);
+                            for (d, &v) in dst.zip(&row[u * gwp..][..nx]) {
+                                *d = v;
                             }
                         }
                     }
