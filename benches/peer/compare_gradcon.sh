@@ -10,12 +10,17 @@
 # Prints two markdown tables: the training step (ms, GFLOP/s, share of the measured peak) and
 # scoring (images/s, GFLOP/s), with the ratios. Both engines are credited with PyTorch's own
 # FLOP count of the same work (torch.utils.flop_counter), so GFLOP/s compare like for like.
+# A third table lists every round: the step of each engine and, taken just before it, the FMA
+# throughput the host gave the guest at that moment (examples/peak.rs), which on a shared host
+# moves with the other guests' load and explains most of the spread between rounds.
 set -eu
 cd "$(dirname "$0")/../.."
 python=${PYTHON:-benches/peer/.venv/bin/python}
 rounds=${1:-2}
 cargo build --release --quiet -p detector --bin gradcon
+cargo build --release --quiet -p benches --example peak
 bin=./target/release/gradcon
+peak_now() { ./target/release/examples/peak --threads "$1"; }
 field() { # field NAME JSON
     printf '%s' "$2" | tr ',{}' '\n\n\n' | sed -n "s/^ *\"$1\": *//p"
 }
@@ -32,15 +37,22 @@ echo "Measured FMA peak: ${PEAK_1T} GFLOP/s on 1 thread, ${PEAK_2T} GFLOP/s on 2
 echo
 steps=""
 scores=""
+per_round=""
 for threads in 1 2; do
     peak=$([ "$threads" = 1 ] && echo "$PEAK_1T" || echo "$PEAK_2T")
     for c in 1 3; do
         best_rs=""; best_pt=""; best_sc=0; best_loop=0; best_vmap=0
         r=1
         while [ "$r" -le "$rounds" ]; do
+            peak_rs=$(peak_now "$threads")
             rs=$($bin --threads "$threads" bench --channels "$c" --json)
+            peak_pt=$(peak_now "$threads")
             pt=$("$python" benches/peer/gradcon.py bench --threads "$threads" --channels "$c" 2>/dev/null)
             s=$(field train_step_ms "$rs"); p=$(field train_step_ms "$pt")
+            per_round="$per_round$(awk -v t="$threads" -v c="$c" -v r="$r" -v a="$peak_rs" -v s="$s" \
+                -v b="$peak_pt" -v p="$p" 'BEGIN{
+                printf "| %d | %d | %d | %.0f | %.1f | %.0f | %.1f | %.2f |", t, c, r, a, s, b, p, s / p }')
+"
             best_rs=$(awk -v a="$best_rs" -v b="$s" 'BEGIN{print (a=="" || b<a) ? b : a}')
             best_pt=$(awk -v a="$best_pt" -v b="$p" 'BEGIN{print (a=="" || b<a) ? b : a}')
             best_sc=$(awk -v a="$best_sc" -v b="$(field score_imgs_per_s "$rs")" 'BEGIN{print (b>a) ? b : a}')
@@ -70,3 +82,7 @@ echo
 printf '| threads | C | gradcon-rs scoring (img/s) | PyTorch loop (img/s) | PyTorch vmap (img/s) | vs loop | vs vmap |\n'
 printf '|---|---|---:|---:|---:|---:|---:|\n'
 printf '%s' "$scores"
+echo
+printf '| threads | C | round | FMA GFLOP/s before | gradcon-rs step (ms) | FMA GFLOP/s before | PyTorch step (ms) | ratio |\n'
+printf '|---|---|---|---:|---:|---:|---:|---:|\n'
+printf "%s" "$per_round"

@@ -398,8 +398,10 @@ pub(super) unsafe fn shifted_sums<V: Lanes, const K: usize, const R: usize>(
     let (sp, op, wp) = (src.as_ptr(), out.as_mut_ptr(), weights.as_ptr());
     let mut i = 0;
     // SAFETY: `out` accesses lie in `[j n, j n + n)`, `src` accesses in `[off, off + n)` and
-    // weight reads below `(terms - 1) s + K`, inside the slices by the caller's guarantee; the
-    // CPU support is the caller's guarantee.
+    // weight reads below `(terms - 1) s + K`, inside the slices by the caller's guarantee (in
+    // the tail, the lanes past `n` are masked off: their memory is neither read nor written,
+    // and their pointers are only formed, with `wrapping_add`); the CPU support is the
+    // caller's guarantee.
     unsafe {
         while i + R * V::N <= n {
             let mut acc: [[V; R]; K] = std::array::from_fn(|j| {
