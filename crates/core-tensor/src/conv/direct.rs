@@ -112,60 +112,64 @@ impl Geometry {
     }
     /// Copies `ne` output gradients (in the geometry's layout) into NHWC with the margins the
     /// phased adjoint reads: `ah - 1` zero rows above and `aw - 1` zero pixels before each row,
-    /// zeros after, [`Geometry::margined_gy_hw`] in all. Only the margins are zeroed.
+    /// zeros after, [`Geometry::margined_gy_hw`] in all.
     pub(super) fn margin_gy_nhwc<T: Element>(&self, isa: Isa, gy: &[T], ne: usize, out: &mut [T]) {
         let ConvShape { o, ho, wo, .. } = self.s;
-        let ([ah, aw], [gh, gw]) = (self.phase_taps(), self.margined_gy_hw());
-        let glen = gh * gw * o;
-        if glen == 0 {
-            return;
-        }
-        for (e, img) in out.chunks_exact_mut(glen).take(ne).enumerate() {
-            let (top, rows) = img.split_at_mut((ah - 1) * gw * o);
-            top.fill(T::ZERO);
-            rows[ho * gw * o..].fill(T::ZERO);
-            for (i, row) in rows.chunks_exact_mut(gw * o).take(ho).enumerate() {
-                let (left, rest) = row.split_at_mut((aw - 1) * o);
-                let (dst, right) = rest.split_at_mut(wo * o);
-                left.fill(T::ZERO);
-                right.fill(T::ZERO);
-                match self.layout {
-                    // Row i is an `o x wo` block (stride ho wo) transposed into `wo x o` pixels.
-                    Layout::Nchw => {
-                        let src = &gy[e * o * ho * wo + i * wo..];
-                        transpose(isa, src, ho * wo, dst, o, o, wo);
-                    }
-                    Layout::Nhwc => dst.copy_from_slice(&gy[(e * ho + i) * wo * o..][..wo * o]),
-                }
-            }
-        }
+        let [ah, aw] = self.phase_taps();
+        let images = [o, ho, wo];
+        copy_margined(
+            isa,
+            self.layout,
+            gy,
+            images,
+            ne,
+            [ah - 1, aw - 1],
+            self.margined_gy_hw(),
+            out,
+        );
     }
 
     /// Copies `ne` images (in the geometry's layout) into zero-padded NHWC.
     fn pad_nhwc<T: Element>(&self, isa: Isa, x: &[T], ne: usize, out: &mut [T]) {
-        let (c, h, w) = (self.s.c, self.s.h, self.s.w);
-        let (wp, [ph, pw]) = (self.wp(), self.padding);
-        if c == 0 {
-            return;
-        }
-        for e in 0..ne {
-            let img = &mut out[e * self.padded_len()..][..self.padded_len()];
-            let src = &x[e * c * h * w..][..c * h * w];
-            // Only the margins need zeros: the padding rows above and below, and the padding
-            // pixels either side of each image row.
-            let (top, rows) = img.split_at_mut(ph * wp * c);
-            top.fill(T::ZERO);
-            rows[h * wp * c..].fill(T::ZERO);
-            for (y, row) in rows.chunks_exact_mut(wp * c).take(h).enumerate() {
-                let (left, rest) = row.split_at_mut(pw * c);
-                let (dst, right) = rest.split_at_mut(w * c);
-                left.fill(T::ZERO);
-                right.fill(T::ZERO);
-                match self.layout {
-                    // Image row y is a `c x w` block (stride h w) transposed into `w x c` pixels.
-                    Layout::Nchw => transpose(isa, &src[y * w..], h * w, dst, c, c, w),
-                    Layout::Nhwc => dst.copy_from_slice(&src[y * w * c..][..w * c]),
-                }
+        let images = [self.s.c, self.s.h, self.s.w];
+        let size = [self.hp(), self.wp()];
+        copy_margined(isa, self.layout, x, images, ne, self.padding, size, out);
+    }
+}
+
+/// Copies `ne` images of `[c, h, w]` (`src` in `layout`) into NHWC images of `size` pixels,
+/// each placed `before` rows and columns from the top-left corner. Only the margins are
+/// zeroed: the rows above and below, and the pixels either side of each image row.
+#[allow(clippy::too_many_arguments)]
+fn copy_margined<T: Element>(
+    isa: Isa,
+    layout: Layout,
+    src: &[T],
+    [c, h, w]: [usize; 3],
+    ne: usize,
+    before: [usize; 2],
+    size: [usize; 2],
+    out: &mut [T],
+) {
+    let len = size[0] * size[1] * c;
+    if len == 0 {
+        return;
+    }
+    let row_len = size[1] * c;
+    for (e, img) in out.chunks_exact_mut(len).take(ne).enumerate() {
+        let src = &src[e * c * h * w..][..c * h * w];
+        let (top, rows) = img.split_at_mut(before[0] * row_len);
+        top.fill(T::ZERO);
+        rows[h * row_len..].fill(T::ZERO);
+        for (y, row) in rows.chunks_exact_mut(row_len).take(h).enumerate() {
+            let (left, rest) = row.split_at_mut(before[1] * c);
+            let (dst, right) = rest.split_at_mut(w * c);
+            left.fill(T::ZERO);
+            right.fill(T::ZERO);
+            match layout {
+                // Image row y is a `c x w` block (stride h w) transposed into `w x c` pixels.
+                Layout::Nchw => transpose(isa, &src[y * w..], h * w, dst, c, c, w),
+                Layout::Nhwc => dst.copy_from_slice(&src[y * w * c..][..w * c]),
             }
         }
     }
@@ -852,11 +856,7 @@ pub(super) fn weight_grad_sq_norms<T: Element>(
                     }
                 });
             });
-        if let Some((_, d)) = dots {
-            d.copy_from_slice(&dot_values);
-            return true;
-        }
-        return false;
+        return dots.map(|(_, d)| d.copy_from_slice(&dot_values)).is_some();
     }
     // Kernel rows of `kw c` contiguous values at each position.
     let run = g.s.kw * c;
