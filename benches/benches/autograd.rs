@@ -102,7 +102,7 @@ fn gradcon_step(c: &mut Criterion) {
     let mut rng = Rng::seed_from_u64(1);
     let params = init(&mut rng);
     let x = Tensor::uniform(&[BATCH, 1, 28, 28], 0.0, 1.0, &mut rng);
-    let refs: Vec<Tensor<f32>> = [8, 10, 12, 14]
+    let refs: Vec<Tensor<f32>> = detector::model::gradient_params()
         .iter()
         .map(|&k| Tensor::normal(params[k].shape(), 0.01, &mut rng))
         .collect();

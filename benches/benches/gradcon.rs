@@ -4,7 +4,6 @@
 
 use core_tensor::{Rng, Tensor};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use detector::gradcon::score_batch;
 use detector::train::{Init, TrainConfig, TrainState};
 
 fn gradcon(c: &mut Criterion) {
@@ -21,7 +20,7 @@ fn gradcon(c: &mut Criterion) {
         });
         let trained = state.selected();
         group.bench_with_input(BenchmarkId::new("score", channels), &x, |b, x| {
-            b.iter(|| score_batch(&trained.model.params, &trained.refs, x, 0.12).unwrap())
+            b.iter(|| trained.score_tensor(x).unwrap())
         });
     }
     group.finish();

@@ -47,6 +47,21 @@ pub enum Error {
         /// Why the argument is refused.
         reason: String,
     },
+    /// An option (of training, scoring or the command line) out of its range; `option` is
+    /// named as the command line spells it, without the dashes.
+    InvalidOption {
+        /// The option, e.g. `"val-fraction"`.
+        option: &'static str,
+        /// The value given.
+        value: String,
+        /// What is accepted, e.g. `"a number in [0, 1)"`.
+        expected: &'static str,
+    },
+    /// A training run was stopped through its [`crate::train::Cancel`] flag.
+    Cancelled {
+        /// Epochs completed (and checkpointed) in the current attempt.
+        epoch: usize,
+    },
     /// A tensor operation failed.
     Tensor(TensorError),
     /// A differentiation failed (a shape or geometry error inside the model).
@@ -69,6 +84,12 @@ impl Error {
             op,
             source,
         }
+    }
+
+    /// Whether the error is a misuse by the caller (an option out of range, a missing
+    /// argument) rather than a failure while running: the CLI exits with 2 for these.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, Self::InvalidOption { .. } | Self::DataDirUnset)
     }
 
     /// An [`Error::InvalidArgument`].
@@ -105,6 +126,14 @@ impl fmt::Display for Error {
                  cifar-10-batches-bin/; data/fetch.sh downloads them)",
             ),
             Self::InvalidArgument { op, reason } => write!(f, "{op}: {reason}"),
+            Self::InvalidOption {
+                option,
+                value,
+                expected,
+            } => write!(f, "--{option} {value}: expected {expected}"),
+            Self::Cancelled { epoch } => {
+                write!(f, "training cancelled after {epoch} completed epochs")
+            }
             Self::Tensor(e) => e.fmt(f),
             Self::Autograd(e) => e.fmt(f),
         }

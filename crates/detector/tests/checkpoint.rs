@@ -1,7 +1,7 @@
 //! The checkpoint container: round trips, atomic writes, and refusal of damaged files.
 
 use core_tensor::{Rng, Tensor};
-use detector::checkpoint::{Checkpoint, Entry, MAGIC, VERSION};
+use detector::io::checkpoint::{Checkpoint, Entry, MAGIC, VERSION};
 use detector::Error;
 use proptest::prelude::*;
 

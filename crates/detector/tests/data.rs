@@ -181,9 +181,12 @@ use png::{BitDepth as D, ColorType as C};
 fn png_conversion_rules() {
     // 8-bit grey: as is; replicated for 3 channels.
     let g = encode_png(3, 1, C::Grayscale, D::Eight, &[0, 100, 255], None, None);
-    assert_eq!(png_from_bytes("g", &g, 1).unwrap().pixels, [0, 100, 255]);
     assert_eq!(
-        png_from_bytes("g", &g, 3).unwrap().pixels,
+        png_from_bytes("g", &g, 1).unwrap().u8_pixels().unwrap(),
+        [0, 100, 255]
+    );
+    assert_eq!(
+        png_from_bytes("g", &g, 3).unwrap().u8_pixels().unwrap(),
         [0, 100, 255, 0, 100, 255, 0, 100, 255]
     );
     // 16-bit grey: round(v * 255 / 65535); 128 -> 0.498 -> 0, 129 -> 0.502 -> 1.
@@ -191,13 +194,13 @@ fn png_conversion_rules() {
     let data: Vec<u8> = vals.iter().flat_map(|v| v.to_be_bytes()).collect();
     let g16 = encode_png(5, 1, C::Grayscale, D::Sixteen, &data, None, None);
     assert_eq!(
-        png_from_bytes("g16", &g16, 1).unwrap().pixels,
+        png_from_bytes("g16", &g16, 1).unwrap().u8_pixels().unwrap(),
         [0, 0, 1, 77, 255]
     );
     // 1-bit grey: 0 -> 0, 1 -> 255.
     let g1 = encode_png(8, 1, C::Grayscale, D::One, &[0b1010_0001], None, None);
     assert_eq!(
-        png_from_bytes("g1", &g1, 1).unwrap().pixels,
+        png_from_bytes("g1", &g1, 1).unwrap().u8_pixels().unwrap(),
         [255, 0, 255, 0, 0, 0, 0, 255]
     );
     // Grey + alpha: composited on black, round(v * a / 255).
@@ -210,7 +213,10 @@ fn png_conversion_rules() {
         None,
         None,
     );
-    assert_eq!(png_from_bytes("ga", &ga, 1).unwrap().pixels, [200, 0, 100]);
+    assert_eq!(
+        png_from_bytes("ga", &ga, 1).unwrap().u8_pixels().unwrap(),
+        [200, 0, 100]
+    );
     // RGB to grey: PIL's convert("L") values for these colours (taken from Pillow 13).
     let colours: [[u8; 3]; 9] = [
         [255, 0, 0],
@@ -225,10 +231,13 @@ fn png_conversion_rules() {
     ];
     let pil_l = [76, 150, 29, 131, 128, 2, 255, 159, 88];
     let rgb = encode_png(9, 1, C::Rgb, D::Eight, colours.as_flattened(), None, None);
-    assert_eq!(png_from_bytes("rgb", &rgb, 1).unwrap().pixels, pil_l);
+    assert_eq!(
+        png_from_bytes("rgb", &rgb, 1).unwrap().u8_pixels().unwrap(),
+        pil_l
+    );
     let planar = png_from_bytes("rgb", &rgb, 3).unwrap();
-    assert_eq!(planar.pixels[..9], colours.map(|c| c[0]));
-    assert_eq!(planar.pixels[18..], colours.map(|c| c[2]));
+    assert_eq!(planar.u8_pixels().unwrap()[..9], colours.map(|c| c[0]));
+    assert_eq!(planar.u8_pixels().unwrap()[18..], colours.map(|c| c[2]));
     // RGBA 16-bit: round(255 * v/65535 * a/65535).
     let rgba16: Vec<u8> = [65535u16, 32768, 0, 65535, 65535, 65535, 65535, 32768]
         .iter()
@@ -240,7 +249,7 @@ fn png_conversion_rules() {
         3,
     )
     .unwrap();
-    assert_eq!(img.pixels, [255, 128, 128, 128, 0, 128]);
+    assert_eq!(img.u8_pixels().unwrap(), [255, 128, 128, 128, 0, 128]);
     // Palette with transparency: entry 1 is half transparent.
     let pal = [10, 20, 30, 200, 100, 50];
     let p = encode_png(
@@ -253,7 +262,7 @@ fn png_conversion_rules() {
         Some(&[255, 128]),
     );
     let img = png_from_bytes("pal", &p, 3).unwrap();
-    assert_eq!(img.pixels, [10, 100, 20, 50, 30, 25]);
+    assert_eq!(img.u8_pixels().unwrap(), [10, 100, 20, 50, 30, 25]);
     // 16-bit grey with a tRNS colour key: the keyed pixel becomes black.
     let key: [u16; 2] = [1000, 60000];
     let data: Vec<u8> = key.iter().flat_map(|v| v.to_be_bytes()).collect();
@@ -266,7 +275,10 @@ fn png_conversion_rules() {
         None,
         Some(&1000u16.to_be_bytes()),
     );
-    assert_eq!(png_from_bytes("key", &k, 1).unwrap().pixels, [0, 233]);
+    assert_eq!(
+        png_from_bytes("key", &k, 1).unwrap().u8_pixels().unwrap(),
+        [0, 233]
+    );
 }
 
 #[test]

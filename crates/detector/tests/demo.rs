@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
-use detector::app::run_protocol;
-use detector::protocol::DatasetKind;
-use detector::train::TrainConfig;
+use detector::eval::protocol::{run_protocol, SilentProtocol};
+use detector::eval::DatasetKind;
+use detector::{TrainConfig, DEFAULT_BETA};
 
 /// The mean GradCon AUROC the README states for `gradcon demo` (seed 0, 30 epochs).
 const README_MEAN_AUROC: f64 = 0.8936;
@@ -26,8 +26,8 @@ fn demo_reproduces_the_readme_mean_auroc() {
         &out,
         &classes,
         &config,
-        0.12,
-        true,
+        DEFAULT_BETA,
+        &mut SilentProtocol,
     );
     let _ = std::fs::remove_dir_all(&out);
     let result = result.expect("the demo runs");

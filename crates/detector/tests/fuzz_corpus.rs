@@ -8,11 +8,11 @@
 use std::path::{Path, PathBuf};
 
 use core_tensor::{Rng, Tensor};
-use detector::checkpoint::Checkpoint;
 use detector::data::cifar::encode_cifar_batch;
 use detector::data::idx::{encode_idx_images, encode_idx_labels, gzip};
 use detector::data::Dataset;
 use detector::fuzz_entry;
+use detector::io::checkpoint::Checkpoint;
 
 type Target = (&'static str, fn(&[u8]));
 

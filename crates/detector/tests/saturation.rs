@@ -6,9 +6,10 @@ use std::path::Path;
 
 use core_tensor::{Rng, Tensor};
 use detector::data::{load_fashion_mnist, load_mnist, resolve_data_dir, Dataset, Split};
-use detector::model::GradConModel;
-use detector::saturation::EpochHealth;
-use detector::train::{train, Init, Silent, TrainConfig, TrainState, TrainedModel};
+use detector::model::{Autoencoder, ReferenceGradients};
+use detector::train::saturation::EpochHealth;
+use detector::train::{Init, Silent, TrainConfig, TrainState, Trainer};
+use detector::Detector;
 
 fn health(state: &TrainState, data: &Dataset, epoch: usize) -> EpochHealth {
     let idx: Vec<usize> = (0..data.len()).collect();
@@ -31,18 +32,10 @@ fn fires_on_a_saturated_output() {
     let data = sample(Split::Test)
         .take(&(0..200).collect::<Vec<_>>())
         .unwrap();
-    let mut model = GradConModel::init(1, &mut Rng::seed_from_u64(1));
+    let mut model = Autoencoder::init(1, &mut Rng::seed_from_u64(1));
     // Pre-activations of the output far below zero: the sigmoid is flat, the image black.
     model.params[15] = Tensor::full(&[1], -20.0);
-    let refs = GradConModel::grad_layer_shapes(1)
-        .iter()
-        .map(|s| Tensor::zeros(s))
-        .collect();
-    let init = Init::From(TrainedModel {
-        model,
-        refs,
-        ref_count: 0,
-    });
+    let init = Init::From(Box::new(Detector::new(model, ReferenceGradients::zeros(1))));
     let config = TrainConfig::default();
     let mut state = TrainState::fresh(&config, 1, 0, 0, &init);
     let before = health(&state, &data, 1);
@@ -60,7 +53,10 @@ fn assert_quiet(name: &str, train_set: &Dataset, val: &Dataset, epochs: usize) -
         restarts: 0,
         ..TrainConfig::default()
     };
-    let state = train(&config, train_set, val, 0, &Init::Seeded, None, &mut Silent).unwrap();
+    let state = Trainer::new(config.clone())
+        .unwrap()
+        .fit_state(train_set, val, &mut Silent)
+        .unwrap();
     let h: Vec<EpochHealth> = state
         .history
         .iter()
@@ -121,16 +117,11 @@ fn mnist_alarms_only_at_the_all_black_solution() {
             restarts: 0,
             ..TrainConfig::default()
         };
-        let state = train(
-            &config,
-            &train_set,
-            &val,
-            c as u64,
-            &Init::Seeded,
-            None,
-            &mut Silent,
-        )
-        .unwrap();
+        let state = Trainer::new(config.clone())
+            .unwrap()
+            .stream(c as u64)
+            .fit_state(&train_set, &val, &mut Silent)
+            .unwrap();
         for w in state.history.windows(2) {
             let now = EpochHealth {
                 epoch: w[1].epoch,

@@ -2,8 +2,8 @@
 
 use autograd::prelude::*;
 use core_tensor::{Rng, Tensor};
-use detector::gradcon::{forward, score_batch, COS_EPS};
-use detector::model::{GradConModel, GRAD_LAYER_PARAMS};
+use detector::model::gradcon::{forward, score_batch, COS_EPS};
+use detector::model::{gradient_params, Autoencoder};
 
 /// `-L(x) + beta (1/4) sum_l cos(dL(x)/dW_l, r_l)` for one image, as the authors' loop does.
 fn score_one(params: &[Tensor<f32>], refs: &[Tensor<f32>], x: Tensor<f32>, beta: f64) -> [f64; 3] {
@@ -11,7 +11,7 @@ fn score_one(params: &[Tensor<f32>], refs: &[Tensor<f32>], x: Tensor<f32>, beta:
     let vars: Vec<_> = params.iter().map(|p| tape.param(p.clone())).collect();
     let xv = tape.constant(x);
     let mse = forward(&vars, xv).unwrap().mse_loss(&xv).unwrap();
-    let decoder: Vec<_> = GRAD_LAYER_PARAMS.iter().map(|&i| vars[i]).collect();
+    let decoder: Vec<_> = gradient_params().iter().map(|&i| vars[i]).collect();
     let grads = autograd::grad_tensors(mse, &decoder).unwrap();
     let cos: f64 = grads
         .iter()
@@ -32,8 +32,8 @@ fn score_one(params: &[Tensor<f32>], refs: &[Tensor<f32>], x: Tensor<f32>, beta:
 fn batched_scores_equal_batch_of_one() {
     for channels in [1, 3] {
         let mut rng = Rng::seed_from_u64(7 + channels as u64);
-        let model = GradConModel::init(channels, &mut rng);
-        let refs: Vec<Tensor<f32>> = GradConModel::grad_layer_shapes(channels)
+        let model = Autoencoder::init(channels, &mut rng);
+        let refs: Vec<Tensor<f32>> = Autoencoder::grad_layer_shapes(channels)
             .iter()
             .map(|s| Tensor::uniform(s, -1e-3, 1e-3, &mut rng))
             .collect();
@@ -48,7 +48,7 @@ fn batched_scores_equal_batch_of_one() {
             )
             .unwrap();
             let want = score_one(&model.params, &refs, xi, 0.12);
-            let got = [batched.gradcon[i], batched.recon[i], batched.grad[i]];
+            let got = [batched[i].gradcon, batched[i].recon, batched[i].grad];
             for (g, w) in got.iter().zip(want) {
                 assert!(
                     (g - w).abs() <= 1e-7 + 1e-5 * w.abs(),

@@ -3,9 +3,11 @@
 use std::io::Read;
 
 use core_tensor::{Rng, Tensor};
-use detector::weights::{f16_to_f32, parameter_shapes, GradConWeights, ReferenceGradients};
+use detector::io::safetensors::{f16_to_f32, parameter_shapes, StateDict};
+use detector::model::{Autoencoder, ReferenceGradients};
+use detector::Detector;
 
-fn random_weights(channels: usize, seed: u64, with_ref: bool) -> GradConWeights {
+fn random_weights(channels: usize, seed: u64, with_ref: bool) -> StateDict {
     let mut rng = Rng::seed_from_u64(seed);
     let named: Vec<(String, Tensor<f32>)> = parameter_shapes(channels)
         .into_iter()
@@ -14,29 +16,35 @@ fn random_weights(channels: usize, seed: u64, with_ref: bool) -> GradConWeights 
             (n, t)
         })
         .collect();
-    let mut w = GradConWeights::from_named("random", named, None).unwrap();
+    let mut w = StateDict::from_named("random", named, None).unwrap();
     if with_ref {
-        let grads = w
-            .decoder_weights
-            .clone()
-            .map(|t| Tensor::normal(t.shape(), 0.1, &mut rng));
+        let grads = Autoencoder::grad_layer_shapes(channels)
+            .iter()
+            .map(|s| Tensor::normal(s, 0.1, &mut rng))
+            .collect();
         w.reference = Some(ReferenceGradients { grads, count: 42 });
     }
     w
 }
 
+/// The four decoder weights, by name.
+fn decoder_weights(w: &StateDict) -> Vec<Tensor<f32>> {
+    w.parameters()
+        .filter(|(n, _)| n.starts_with("up.") && n.ends_with(".weight"))
+        .map(|(_, t)| t.clone())
+        .collect()
+}
+
 #[test]
 fn parameter_counts_match_the_paper() {
-    assert_eq!(random_weights(1, 1, false).parameter_count(), 230_721);
-    assert_eq!(random_weights(3, 1, false).parameter_count(), 232_771);
-    let dec: usize = random_weights(1, 1, false)
-        .decoder_weights
+    assert_eq!(random_weights(1, 1, false).model.num_params(), 230_721);
+    assert_eq!(random_weights(3, 1, false).model.num_params(), 232_771);
+    let dec: usize = decoder_weights(&random_weights(1, 1, false))
         .iter()
         .map(Tensor::len)
         .sum();
     assert_eq!(dec, 115_200);
-    let dec3: usize = random_weights(3, 1, false)
-        .decoder_weights
+    let dec3: usize = decoder_weights(&random_weights(3, 1, false))
         .iter()
         .map(Tensor::len)
         .sum();
@@ -48,7 +56,7 @@ fn round_trip_with_and_without_reference_gradients() {
     for (channels, with_ref) in [(1, false), (1, true), (3, true)] {
         let w = random_weights(channels, 7 + channels as u64, with_ref);
         let bytes = w.to_safetensors_bytes().unwrap();
-        let back = GradConWeights::from_safetensors_bytes("rt", &bytes).unwrap();
+        let back = StateDict::from_safetensors_bytes("rt", &bytes).unwrap();
         assert_eq!(back, w);
     }
 }
@@ -60,8 +68,8 @@ fn save_and_load_a_file() {
     let path = dir.join("model.safetensors");
     let w = random_weights(1, 3, true);
     w.save_safetensors(&path).unwrap();
-    assert_eq!(GradConWeights::load_safetensors(&path).unwrap(), w);
-    let err = GradConWeights::load_safetensors(&dir.join("absent.safetensors")).unwrap_err();
+    assert_eq!(StateDict::load_safetensors(&path).unwrap(), w);
+    let err = StateDict::load_safetensors(&dir.join("absent.safetensors")).unwrap_err();
     assert!(err.to_string().contains("absent.safetensors"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -78,8 +86,8 @@ fn imports_a_pytorch_state_dict() {
     flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
         .read_to_end(&mut bytes)
         .unwrap();
-    let w = GradConWeights::from_safetensors_bytes("authors", &bytes).unwrap();
-    assert_eq!(w.channels, 1);
+    let w = StateDict::from_safetensors_bytes("authors", &bytes).unwrap();
+    assert_eq!(w.model.channels, 1);
     for (l, (name, t)) in w.parameters().enumerate() {
         assert_eq!(
             parameter_shapes(1)[l],
@@ -90,17 +98,18 @@ fn imports_a_pytorch_state_dict() {
             assert_eq!(v, (i % 251) as f32 / 256.0 + l as f32, "{name}[{i}]");
         }
     }
+    let dec = decoder_weights(&w);
     let r = w.reference.expect("reference gradients");
     assert_eq!(r.count, 7);
     for (l, g) in r.grads.iter().enumerate() {
-        assert_eq!(g.shape(), w.decoder_weights[l].shape());
+        assert_eq!(g.shape(), dec[l].shape());
         for (i, &v) in g.data().iter().enumerate() {
             assert_eq!(v, (i % 13) as f32 / 8.0 - l as f32, "ref_grad.{l}[{i}]");
         }
     }
 }
 
-fn named(w: &GradConWeights) -> Vec<(String, Tensor<f32>)> {
+fn named(w: &StateDict) -> Vec<(String, Tensor<f32>)> {
     w.parameters().map(|(n, t)| (n, t.clone())).collect()
 }
 
@@ -111,7 +120,7 @@ fn reports_missing_unexpected_and_misshaped_tensors() {
     v.retain(|(n, _)| n != "up.4.bias");
     v.push(("down.8.weight".into(), Tensor::zeros(&[1])));
     v[2].1 = Tensor::zeros(&[32, 32, 3, 3]);
-    let err = GradConWeights::from_named("bad.safetensors", v, None)
+    let err = StateDict::from_named("bad.safetensors", v, None)
         .unwrap_err()
         .to_string();
     for part in [
@@ -124,12 +133,10 @@ fn reports_missing_unexpected_and_misshaped_tensors() {
     }
     // Reference gradients without their count, and a count of the wrong type.
     let mut v = named(&w);
-    for (l, t) in w.decoder_weights.iter().enumerate() {
+    for (l, t) in decoder_weights(&w).iter().enumerate() {
         v.push((format!("ref_grad.{l}"), t.clone()));
     }
-    let err = GradConWeights::from_named("f", v, None)
-        .unwrap_err()
-        .to_string();
+    let err = StateDict::from_named("f", v, None).unwrap_err().to_string();
     assert!(err.contains("ref_grad_count"), "{err}");
 }
 
@@ -138,7 +145,7 @@ fn refuses_bad_files_and_dtypes() {
     let w = random_weights(1, 9, true);
     let bytes = w.to_safetensors_bytes().unwrap();
     for cut in [0, 7, 8, 100, bytes.len() - 1] {
-        let err = GradConWeights::from_safetensors_bytes("cut.safetensors", &bytes[..cut])
+        let err = StateDict::from_safetensors_bytes("cut.safetensors", &bytes[..cut])
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("cut.safetensors: "), "{err}");
@@ -162,7 +169,7 @@ fn refuses_bad_files_and_dtypes() {
         })
         .collect();
     let file = safetensors::serialize(views, None).unwrap();
-    let err = GradConWeights::from_safetensors_bytes("i32.safetensors", &file)
+    let err = StateDict::from_safetensors_bytes("i32.safetensors", &file)
         .unwrap_err()
         .to_string();
     assert!(err.contains("`down.0.weight` has dtype I32"), "{err}");
@@ -190,4 +197,42 @@ fn half_precision_conversion() {
     for h in 1..0x7c00u16 {
         assert!(f16_to_f32(h) > f16_to_f32(h - 1), "{h:#06x}");
     }
+}
+
+#[test]
+fn a_detector_round_trips_through_every_format() {
+    let w = random_weights(3, 11, true);
+    let d = Detector::from(w.clone());
+    let gcm = Detector::from_bytes("m.gcm", &d.to_bytes()).unwrap();
+    assert_eq!(gcm, d);
+    let st = Detector::from_bytes("m.safetensors", &d.to_safetensors_bytes().unwrap()).unwrap();
+    assert_eq!(st, d);
+    // Without reference gradients: zeros and count 0, so the gradient term is zero.
+    let bare = Detector::from(random_weights(1, 12, false));
+    assert!(!bare.has_reference());
+    assert_eq!(bare.reference(), &ReferenceGradients::zeros(1));
+}
+
+#[test]
+fn non_finite_weights_are_refused_naming_the_tensor() {
+    let mut w = random_weights(1, 13, true);
+    w.model.params[2].data_mut()[5] = f32::INFINITY;
+    let bytes = w.to_safetensors_bytes().unwrap();
+    let err = Detector::from_bytes("inf.safetensors", &bytes)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("inf.safetensors") && err.contains("down.2.weight"),
+        "{err}"
+    );
+    let mut w = random_weights(1, 14, true);
+    w.reference.as_mut().unwrap().grads[1].data_mut()[0] = f32::NAN;
+    let d = Detector::from(w);
+    let err = Detector::from_bytes("nan.gcm", &d.to_bytes())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("nan.gcm") && err.contains("ref_grad.1"),
+        "{err}"
+    );
 }

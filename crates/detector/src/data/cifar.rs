@@ -11,8 +11,9 @@
 
 use std::path::Path;
 
-use super::{read_file, Dataset};
+use super::Dataset;
 use crate::error::{Error, Result};
+use crate::io::fs::read_file;
 
 /// Image side of CIFAR-10.
 pub const CIFAR_SIDE: usize = 32;

@@ -20,10 +20,9 @@ use std::io::Read;
 use std::path::Path;
 
 use byteorder::{BigEndian, ByteOrder, WriteBytesExt};
-use flate2::read::MultiGzDecoder;
 
-use super::read_file;
 use crate::error::{Error, Result};
+use crate::io::fs::read_file;
 
 /// The largest IDX payload accepted, in bytes (the full MNIST training images take 47 MB).
 pub const MAX_IDX_BYTES: usize = 1 << 30;
@@ -98,7 +97,11 @@ fn parse(name: &str, bytes: &[u8], magic: u32) -> Result<(Vec<usize>, Vec<u8>)> 
         "IDX u8 labels"
     };
     let gzipped = bytes.starts_with(&GZIP_MAGIC);
-    let mut decoder = gzipped.then(|| MultiGzDecoder::new(bytes));
+    let mut decoder = if gzipped {
+        Some(gunzip(name, bytes)?)
+    } else {
+        None
+    };
     let mut header = vec![0u8; header_len];
     let filled = match &mut decoder {
         Some(d) => read_full(d, &mut header).map_err(|e| gzip_error(name, &e))?,
@@ -165,6 +168,21 @@ fn parse(name: &str, bytes: &[u8], magic: u32) -> Result<(Vec<usize>, Vec<u8>)> 
     }
 }
 
+/// A reader of the decompressed bytes of the gzip stream `bytes`.
+#[cfg(feature = "gzip")]
+fn gunzip<'a>(_name: &str, bytes: &'a [u8]) -> Result<Box<dyn Read + 'a>> {
+    Ok(Box::new(flate2::read::MultiGzDecoder::new(bytes)))
+}
+
+/// Without the `gzip` feature a gzipped file is refused, naming it.
+#[cfg(not(feature = "gzip"))]
+fn gunzip<'a>(name: &str, _bytes: &'a [u8]) -> Result<Box<dyn Read + 'a>> {
+    Err(Error::format(
+        name,
+        "gzip-compressed, but this build reads no gzip (the detector's `gzip` feature is off)",
+    ))
+}
+
 /// Fills `buf` from `r` as far as the stream goes; returns how many bytes it filled.
 fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut filled = 0;
@@ -223,6 +241,7 @@ pub fn encode_idx_labels(labels: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+#[cfg(feature = "gzip")]
 /// Compresses `bytes` as one gzip member with no file name and modification time 0, so the
 /// output depends on the input alone.
 pub fn gzip(bytes: &[u8]) -> Vec<u8> {

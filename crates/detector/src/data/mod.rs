@@ -20,6 +20,8 @@
 
 pub mod cifar;
 pub mod idx;
+pub mod image;
+#[cfg(feature = "png")]
 pub mod png;
 pub mod resize;
 
@@ -32,7 +34,9 @@ use crate::error::{Error, Result};
 
 pub use cifar::{cifar_batch_from_bytes, read_cifar_batch};
 pub use idx::{idx_images_from_bytes, idx_labels_from_bytes, read_idx_images, read_idx_labels};
-pub use png::{png_from_bytes, read_png, Image};
+pub use image::{Image, Pixels};
+#[cfg(feature = "png")]
+pub use png::{png_from_bytes, read_png};
 pub use resize::{resize_lanczos, resize_lanczos_planes};
 
 /// The environment variable naming the data folder when `--data-dir` is not given.
@@ -98,6 +102,17 @@ impl Dataset {
             height,
             width,
         })
+    }
+
+    /// No images, of `channels x height x width` (an empty validation split).
+    pub fn empty(channels: usize, height: usize, width: usize) -> Self {
+        Self {
+            images: Vec::new(),
+            labels: Vec::new(),
+            channels,
+            height,
+            width,
+        }
     }
 
     /// Number of images.
@@ -334,11 +349,6 @@ fn idx_file(dir: &Path, name: &str) -> PathBuf {
     } else {
         dir.join(name)
     }
-}
-
-/// Reads a whole file, naming it in the error.
-pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::io(path, "read", e))
 }
 
 /// Loads an IDX data set in the standard layout (`train-images-idx3-ubyte[.gz]`,

@@ -25,27 +25,15 @@ use std::path::Path;
 
 use png::{BitDepth, ColorType, Decoder, Transformations};
 
-use super::read_file;
+use super::Image;
 use crate::error::{Error, Result};
+use crate::io::fs::read_file;
 
 /// Largest accepted `width * height` (e.g. 4096 x 4096).
 pub const MAX_PNG_PIXELS: u64 = 1 << 24;
 
 /// Most bytes deflate can produce per compressed byte (its 258-byte matches in 2 bits).
 const DEFLATE_MAX_RATIO: u64 = 1032;
-
-/// A decoded image: `channels` planes of `height x width` u8 values, CHW order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Image {
-    /// 1 (grey) or 3 (RGB).
-    pub channels: usize,
-    /// Rows.
-    pub height: usize,
-    /// Columns.
-    pub width: usize,
-    /// `channels * height * width` values, plane after plane.
-    pub pixels: Vec<u8>,
-}
 
 /// Decodes a PNG and converts it to `channels` (1 or 3) 8-bit planes with the rules in the
 /// module documentation. `name` names the source in errors.
@@ -177,31 +165,13 @@ pub fn png_from_bytes(name: &str, bytes: &[u8], channels: usize) -> Result<Image
             planes[c * n + p] = v as u8;
         }
     }
-    let pixels = match (colours, channels) {
-        (1, 1) | (3, 3) => planes,
-        (1, 3) => planes.repeat(3),
-        _ => {
-            let (r, rest) = planes.split_at(n);
-            let (g, b) = rest.split_at(n);
-            r.iter()
-                .zip(g)
-                .zip(b)
-                .map(|((&r, &g), &b)| {
-                    ((19595 * u32::from(r) + 38470 * u32::from(g) + 7471 * u32::from(b) + 0x8000)
-                        >> 16) as u8
-                })
-                .collect()
-        }
-    };
-    Ok(Image {
-        channels,
-        height: h,
-        width: w,
-        pixels,
-    })
+    Image::from_u8(colours, h, w, planes)
+        .and_then(|img| img.with_channels(channels))
+        .map_err(|e| Error::format(name, e.to_string()))
 }
 
 /// Reads a PNG file; see [`png_from_bytes`].
-pub fn read_png(path: &Path, channels: usize) -> Result<Image> {
+pub fn read_png(path: impl AsRef<Path>, channels: usize) -> Result<Image> {
+    let path = path.as_ref();
     png_from_bytes(&path.display().to_string(), &read_file(path)?, channels)
 }

@@ -11,12 +11,12 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::auroc::auroc;
-use crate::checkpoint::write_atomic;
-use crate::data::{load_cifar10, load_fashion_mnist, load_mnist, Dataset, Split};
-use crate::gradcon::{score_batch, Scores};
-use crate::split::{fold_split, holdout_split, OneClassSplit};
-use crate::train::{train, Init, Observer, TrainConfig, TrainedModel};
+use super::auroc::auroc;
+use super::split::{fold_split, holdout_split, OneClassSplit};
+use crate::data::{load_cifar10, load_fashion_mnist, load_mnist, Dataset, Split, NUM_CLASSES};
+use crate::io::fs::write_atomic;
+use crate::model::gradcon::Score;
+use crate::train::{Observer, TrainConfig, Trainer};
 use crate::{Error, Result};
 
 /// The data sets the protocol knows.
@@ -79,24 +79,6 @@ impl Pool {
     }
 }
 
-/// Scores every image of `data` at `indices` in batches of `batch`.
-pub fn score_images(
-    model: &TrainedModel,
-    data: &Dataset,
-    indices: &[usize],
-    beta: f64,
-    batch: usize,
-) -> Result<Scores> {
-    let mut scores = Scores::default();
-    // Scoring, like a training step, is a chain of short parallel regions.
-    let _busy = crate::busy::BusyWorkers::start();
-    for chunk in indices.chunks(batch.max(1)) {
-        let x = data.batch_tensor(chunk)?;
-        scores.extend(score_batch(&model.model.params, &model.refs, &x, beta)?);
-    }
-    Ok(scores)
-}
-
 /// AUROCs of the three scores (normal images positive).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Aurocs {
@@ -106,12 +88,16 @@ pub struct Aurocs {
 }
 
 impl Aurocs {
-    pub fn of(scores: &Scores, normal: &[bool]) -> Result<Self> {
-        let a = |s: &[f64]| auroc(s, normal).map_err(|e| Error::invalid("auroc", e.to_string()));
+    /// The AUROC of each score, `normal[i]` telling whether image `i` is normal.
+    pub fn of(scores: &[Score], normal: &[bool]) -> Result<Self> {
+        let a = |f: fn(&Score) -> f64| {
+            let s: Vec<f64> = scores.iter().map(f).collect();
+            auroc(&s, normal).map_err(|e| Error::invalid("auroc", e.to_string()))
+        };
         Ok(Self {
-            gradcon: a(&scores.gradcon)?,
-            recon: a(&scores.recon)?,
-            grad: a(&scores.grad)?,
+            gradcon: a(|s| s.gradcon)?,
+            recon: a(|s| s.recon)?,
+            grad: a(|s| s.grad)?,
         })
     }
 }
@@ -173,20 +159,14 @@ pub fn run_class(
     let split = pool.split(class, config.val_fraction, config.seed);
     let train_set = pool.images.take(&split.train)?;
     let val_set = pool.images.take(&split.val)?;
-    let state = train(
-        config,
-        &train_set,
-        &val_set,
-        class as u64,
-        &Init::Seeded,
-        Some(&class_path(out, class, "ckpt")),
-        observer,
-    )?;
-    let model = state.selected();
-    model
-        .to_checkpoint()
-        .write_atomic(&class_path(out, class, "gcm"))?;
-    let scores = score_images(&model, &pool.images, &split.test, beta, config.batch_size)?;
+    let state = Trainer::new(config.clone())?
+        .stream(u64::from(class))
+        .checkpoint(class_path(out, class, "ckpt"))
+        .fit_state(&train_set, &val_set, observer)?;
+    let mut model = state.selected();
+    model.save(class_path(out, class, "gcm"))?;
+    model.set_beta(beta)?;
+    let scores = model.score_dataset(&pool.images, &split.test)?;
     let result = ClassResult {
         class,
         auroc: Aurocs::of(&scores, &split.test_is_normal)?,
@@ -208,6 +188,67 @@ pub fn run_class(
     let json = serde_json::to_string_pretty(&result).expect("plain data");
     write_atomic(&result_path, json.as_bytes())?;
     Ok(result)
+}
+
+/// What a protocol run reports besides each class's training progress.
+pub trait ProtocolObserver {
+    /// The observer of class `class`'s training.
+    fn class_started(&mut self, class: u8) -> Box<dyn Observer + '_>;
+    /// Class `class` is done (trained now, or found finished in the output folder).
+    fn class_done(&mut self, _result: &ClassResult) {}
+}
+
+/// A protocol observer that shows nothing.
+#[derive(Debug, Default)]
+pub struct SilentProtocol;
+
+impl ProtocolObserver for SilentProtocol {
+    fn class_started(&mut self, _class: u8) -> Box<dyn Observer + '_> {
+        Box::new(crate::train::Silent)
+    }
+}
+
+/// Runs (or resumes) every class in `classes` into `out` and collects the results.
+pub fn run_protocol(
+    kind: DatasetKind,
+    dir: &Path,
+    out: &Path,
+    classes: &[u8],
+    config: &TrainConfig,
+    beta: f64,
+    observer: &mut dyn ProtocolObserver,
+) -> Result<ProtocolResult> {
+    let started = Instant::now();
+    config.validate()?;
+    if let Some(&c) = classes.iter().find(|&&c| usize::from(c) >= NUM_CLASSES) {
+        return Err(Error::InvalidOption {
+            option: "classes",
+            value: c.to_string(),
+            expected: "classes from 0 to 9",
+        });
+    }
+    let pool = Pool::load(kind, dir)?;
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, "create folder", e))?;
+    let mut rows = Vec::new();
+    for &c in classes {
+        let r = {
+            let mut progress = observer.class_started(c);
+            run_class(&pool, c, config, beta, out, &mut *progress)?
+        };
+        observer.class_done(&r);
+        rows.push(r);
+    }
+    Ok(ProtocolResult {
+        engine: format!("gradcon-rs {}", env!("CARGO_PKG_VERSION")),
+        dataset: kind,
+        config: config.clone(),
+        beta,
+        threads: rayon::current_num_threads(),
+        mean: mean_aurocs(&rows),
+        total_restarts: rows.iter().map(|r| r.restarts).sum(),
+        classes: rows,
+        wall_seconds: started.elapsed().as_secs_f64(),
+    })
 }
 
 /// Mean of each AUROC over the classes.

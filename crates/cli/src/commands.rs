@@ -4,27 +4,21 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use detector::data::{
+    idx::{read_idx_images, read_idx_labels},
+    read_cifar_batch, read_png, resolve_data_dir, Dataset,
+};
+use detector::eval::protocol::{run_protocol, table, Aurocs, DatasetKind, Pool};
+use detector::io::fs::write_atomic;
+use detector::model::{Autoencoder, IMAGE_SIDE};
+use detector::train::TrainState;
+use detector::{Detector, Error, Result, Score, TrainConfig, Trainer};
 
-use crate::checkpoint::{write_atomic, Checkpoint};
-use crate::cli::{
+use crate::args::{
     BenchArgs, Cli, Command, DataArgs, DemoArgs, EvalArgs, ExportArgs, ProtocolArgs, ScoreArgs,
     ScoreFormat, TrainArgs,
 };
-use crate::data::{
-    idx::{read_idx_images, read_idx_labels},
-    png::read_png,
-    read_cifar_batch, resolve_data_dir, Dataset,
-};
-use crate::gradcon::Scores;
-use crate::model::{GradConModel, IMAGE_SIDE};
-use crate::protocol::{
-    mean_aurocs, run_class, score_images, table, Aurocs, DatasetKind, Pool, ProtocolResult,
-};
-use crate::saturation::Saturated;
-use crate::train::{train, EpochRecord, Init, Observer, TrainConfig, TrainedModel};
-use crate::weights::GradConWeights;
-use crate::{Error, Result};
+use crate::progress::{Progress, ProtocolProgress};
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
@@ -47,91 +41,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Export(a) => export_cmd(a),
         Command::Bench(a) => bench_cmd(a),
     })
-}
-
-/// Progress on stderr: a bar over each epoch's batches, a line per epoch, restarts.
-struct Progress {
-    bar: Option<ProgressBar>,
-    label: String,
-    quiet: bool,
-    started: Instant,
-    images: usize,
-}
-
-impl Progress {
-    fn new(label: impl Into<String>, quiet: bool) -> Self {
-        Self {
-            bar: None,
-            label: label.into(),
-            quiet,
-            started: Instant::now(),
-            images: 0,
-        }
-    }
-}
-
-impl Observer for Progress {
-    fn epoch_started(&mut self, attempt: usize, epoch: usize, batches: usize) {
-        if self.quiet {
-            return;
-        }
-        let bar = ProgressBar::new(batches as u64);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{prefix} [{bar:30}] {pos}/{len} batches  {msg}  ETA {eta}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        bar.set_prefix(format!("{} attempt {attempt} epoch {epoch}", self.label));
-        self.started = Instant::now();
-        self.images = 0;
-        self.bar = Some(bar);
-    }
-
-    fn batch_done(&mut self, loss: f64, images: usize) {
-        self.images += images;
-        if let Some(bar) = &self.bar {
-            let rate = self.images as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
-            bar.set_message(format!("J {loss:.5}  {rate:.0} img/s"));
-            bar.inc(1);
-        }
-    }
-
-    fn epoch_done(&mut self, r: &EpochRecord) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_and_clear();
-        }
-        if self.quiet {
-            return;
-        }
-        let val = match (r.val_loss, r.val_mse) {
-            (Some(j), Some(m)) => format!("val J {j:.5} mse {m:.5}"),
-            _ => "no validation".into(),
-        };
-        eprintln!(
-            "{} attempt {} epoch {}: train J {:.5} mse {:.5}, {val}, recon spread {:.3}, \
-             sigmoid' {:.2e}",
-            self.label,
-            r.attempt,
-            r.epoch,
-            r.train_loss,
-            r.train_mse,
-            r.spread,
-            r.sigmoid_derivative
-        );
-    }
-
-    fn restarted(&mut self, why: &Saturated, next: usize) {
-        eprintln!("{}: {why}; re-initialising (attempt {next})", self.label);
-    }
-
-    fn saturated_without_restart(&mut self, why: &Saturated) {
-        eprintln!(
-            "{}: warning: {why}; no restarts left (--restarts), training goes on",
-            self.label
-        );
-    }
 }
 
 fn data_dir(d: &DataArgs) -> Result<PathBuf> {
@@ -158,8 +67,8 @@ fn demo(a: DemoArgs, quiet: bool) -> Result<()> {
         &out,
         &(0..10).collect::<Vec<_>>(),
         &config,
-        0.12,
-        quiet,
+        detector::DEFAULT_BETA,
+        &mut ProtocolProgress::new(quiet),
     );
     let _ = std::fs::remove_dir_all(&out);
     let result = result?;
@@ -176,50 +85,6 @@ fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     write_atomic(path, text.as_bytes())
 }
 
-/// Runs every class in `classes` into `out` and collects the results.
-pub fn run_protocol(
-    kind: DatasetKind,
-    dir: &Path,
-    out: &Path,
-    classes: &[u8],
-    config: &TrainConfig,
-    beta: f64,
-    quiet: bool,
-) -> Result<ProtocolResult> {
-    let started = Instant::now();
-    let pool = Pool::load(kind, dir)?;
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, "create folder", e))?;
-    let mut rows = Vec::new();
-    for &c in classes {
-        if c > 9 {
-            return Err(Error::invalid(
-                "protocol",
-                format!("class {c} (0-9 expected)"),
-            ));
-        }
-        let mut progress = Progress::new(format!("class {c}"), quiet);
-        let r = run_class(&pool, c, config, beta, out, &mut progress)?;
-        if !quiet {
-            eprintln!(
-                "class {c}: AUROC GradCon {:.4}, recon {:.4}, grad {:.4} ({} restarts, {:.1} s)",
-                r.auroc.gradcon, r.auroc.recon, r.auroc.grad, r.restarts, r.seconds
-            );
-        }
-        rows.push(r);
-    }
-    Ok(ProtocolResult {
-        engine: format!("gradcon-rs {}", env!("CARGO_PKG_VERSION")),
-        dataset: kind,
-        config: config.clone(),
-        beta,
-        threads: rayon::current_num_threads(),
-        mean: mean_aurocs(&rows),
-        total_restarts: rows.iter().map(|r| r.restarts).sum(),
-        classes: rows,
-        wall_seconds: started.elapsed().as_secs_f64(),
-    })
-}
-
 fn protocol_cmd(a: ProtocolArgs, quiet: bool) -> Result<()> {
     let dir = data_dir(&a.data)?;
     let classes = a.classes.clone().unwrap_or_else(|| (0..10).collect());
@@ -231,7 +96,7 @@ fn protocol_cmd(a: ProtocolArgs, quiet: bool) -> Result<()> {
         &classes,
         &config,
         a.beta,
-        quiet,
+        &mut ProtocolProgress::new(quiet),
     )?;
     print!("{}", table(&result));
     write_json(&a.out.join("results.json"), &result)?;
@@ -239,15 +104,6 @@ fn protocol_cmd(a: ProtocolArgs, quiet: bool) -> Result<()> {
         write_json(path, &result)?;
     }
     Ok(())
-}
-
-/// Reads a model from a `.safetensors` file or the project's own model/checkpoint file.
-pub fn load_model(path: &Path) -> Result<TrainedModel> {
-    if path.extension().is_some_and(|e| e == "safetensors") {
-        Ok(GradConWeights::load_safetensors(path)?.into())
-    } else {
-        TrainedModel::from_checkpoint(&Checkpoint::read(path)?)
-    }
 }
 
 /// Reads images to score: PNG files, CIFAR-10 batches (`.bin`) or IDX image files, as a data
@@ -259,7 +115,9 @@ pub fn load_images(paths: &[PathBuf], channels: usize) -> Result<Dataset> {
         let d = match ext {
             "png" | "PNG" => {
                 let img = read_png(path, channels)?;
-                Dataset::new(img.pixels, vec![0], img.channels, img.height, img.width)?
+                let (c, h, w) = (img.channels(), img.height(), img.width());
+                let pixels = img.into_u8_pixels().unwrap_or_default();
+                Dataset::new(pixels, vec![0], c, h, w)?
             }
             "bin" => read_cifar_batch(path)?,
             _ => {
@@ -319,43 +177,32 @@ fn train_cmd(a: TrainArgs, quiet: bool) -> Result<()> {
             )
         }
     };
-    let init = match &a.init {
-        Some(p) => Init::From(load_model(p)?),
-        None => Init::Seeded,
-    };
-    let ckpt = a.out.with_extension("ckpt");
-    let mut progress = Progress::new("train", quiet);
-    let state = train(
-        &config,
-        &train_set,
-        &val_set,
-        stream,
-        &init,
-        Some(&ckpt),
-        &mut progress,
-    )?;
-    let model = state.selected();
-    if a.out.extension().is_some_and(|e| e == "safetensors") {
-        GradConWeights::from(&model).save_safetensors(&a.out)?;
-    } else {
-        model.to_checkpoint().write_atomic(&a.out)?;
+    let mut trainer = Trainer::new(config)?
+        .stream(stream)
+        .checkpoint(a.out.with_extension("ckpt"));
+    if let Some(p) = &a.init {
+        trainer = trainer.init_from(Detector::load(p)?);
     }
+    let mut progress = Progress::new("train", quiet);
+    let trained = trainer.fit(&train_set, &val_set, &mut progress)?;
+    trained.detector.save(&a.out)?;
     if !quiet {
         eprintln!(
             "wrote {} (epoch {}, {} restarts)",
             a.out.display(),
-            state.selected_epoch(),
-            state.attempt
+            trained.selected_epoch,
+            trained.restarts()
         );
     }
     Ok(())
 }
 
 fn score_cmd(a: ScoreArgs) -> Result<()> {
-    let model = load_model(&a.model)?;
-    let images = load_images(&a.images, model.model.channels)?;
+    let mut model = Detector::load(&a.model)?;
+    model.set_beta(a.beta)?;
+    let images = load_images(&a.images, model.channels())?;
     let idx: Vec<usize> = (0..images.len()).collect();
-    let scores = score_images(&model, &images, &idx, a.beta, 64)?;
+    let scores = model.score_dataset(&images, &idx)?;
     let aurocs = match (&a.labels, a.normal_class) {
         (Some(path), Some(c)) => {
             let labels = read_idx_labels(path)?;
@@ -392,18 +239,20 @@ fn score_cmd(a: ScoreArgs) -> Result<()> {
     Ok(())
 }
 
-fn render_scores(s: &Scores, aurocs: Option<&Aurocs>, format: ScoreFormat) -> String {
+fn render_scores(s: &[Score], aurocs: Option<&Aurocs>, format: ScoreFormat) -> String {
     match format {
         ScoreFormat::Csv => {
             let mut out = String::from("index,gradcon,recon,grad\n");
-            for i in 0..s.len() {
-                out += &format!("{i},{},{},{}\n", s.gradcon[i], s.recon[i], s.grad[i]);
+            for (i, s) in s.iter().enumerate() {
+                out += &format!("{i},{},{},{}\n", s.gradcon, s.recon, s.grad);
             }
             out
         }
         ScoreFormat::Json => {
+            let column = |f: fn(&Score) -> f64| s.iter().map(f).collect::<Vec<f64>>();
             let v = serde_json::json!({
-                "gradcon": s.gradcon, "recon": s.recon, "grad": s.grad, "auroc": aurocs,
+                "gradcon": column(|s| s.gradcon), "recon": column(|s| s.recon),
+                "grad": column(|s| s.grad), "auroc": aurocs,
             });
             serde_json::to_string_pretty(&v).expect("plain data") + "\n"
         }
@@ -411,11 +260,12 @@ fn render_scores(s: &Scores, aurocs: Option<&Aurocs>, format: ScoreFormat) -> St
 }
 
 fn eval_cmd(a: EvalArgs) -> Result<()> {
-    let model = load_model(&a.model)?;
+    let mut model = Detector::load(&a.model)?;
+    model.set_beta(a.beta)?;
     let dir = data_dir(&a.data)?;
     let pool = Pool::load(a.data.dataset.into(), &dir)?;
     let split = pool.split(a.class, 0.1, a.seed);
-    let scores = score_images(&model, &pool.images, &split.test, a.beta, 64)?;
+    let scores = model.score_dataset(&pool.images, &split.test)?;
     let au = Aurocs::of(&scores, &split.test_is_normal)?;
     println!(
         "class {}: {} test images, AUROC GradCon {:.4}, recon {:.4}, grad {:.4}",
@@ -429,14 +279,32 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
 }
 
 fn export_cmd(a: ExportArgs) -> Result<()> {
-    let model = load_model(&a.model)?;
-    GradConWeights::from(&model).save_safetensors(&a.out)
+    let out = a.out.with_extension("safetensors");
+    if out != a.out {
+        return Err(Error::InvalidOption {
+            option: "out",
+            value: a.out.display().to_string(),
+            expected: "a file name ending in .safetensors",
+        });
+    }
+    Detector::load(&a.model)?.save(&a.out)
 }
 
 fn bench_cmd(a: BenchArgs) -> Result<()> {
     use core_tensor::Rng;
     if a.channels != 1 && a.channels != 3 {
-        return Err(Error::invalid("bench", "--channels is 1 or 3"));
+        return Err(Error::InvalidOption {
+            option: "channels",
+            value: a.channels.to_string(),
+            expected: "1 or 3",
+        });
+    }
+    if a.steps == 0 {
+        return Err(Error::InvalidOption {
+            option: "steps",
+            value: "0".into(),
+            expected: "at least 1",
+        });
     }
     let mut rng = Rng::seed_from_u64(0);
     let side = IMAGE_SIDE;
@@ -447,7 +315,7 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
     let idx: Vec<usize> = (0..64).collect();
     let x = data.batch_tensor(&idx)?;
     let config = TrainConfig::default();
-    let mut state = crate::train::TrainState::fresh(&config, a.channels, 0, 0, &Init::Seeded);
+    let mut state = TrainState::fresh(&config, a.channels, 0, 0, &detector::train::Init::Seeded);
     for _ in 0..3 {
         state.step(&x)?; // warm-up; from the second step on the double backward runs
     }
@@ -462,9 +330,9 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
     let model = state.selected();
     let n = a.images.max(64);
     let many: Vec<usize> = (0..n).map(|i| i % 64).collect();
-    score_images(&model, &data, &idx, 0.12, 64)?;
+    model.score_dataset(&data, &idx)?;
     let t = Instant::now();
-    score_images(&model, &data, &many, 0.12, 64)?;
+    model.score_dataset(&data, &many)?;
     let imgs_per_s = n as f64 / t.elapsed().as_secs_f64();
     let threads = rayon::current_num_threads();
     if a.json {
@@ -473,7 +341,7 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
             serde_json::json!({
                 "engine": "gradcon-rs", "threads": threads, "channels": a.channels,
                 "train_step_ms": step_ms, "score_imgs_per_s": imgs_per_s,
-                "params": GradConModel::init(a.channels, &mut Rng::seed_from_u64(0)).num_params(),
+                "params": Autoencoder::init(a.channels, &mut Rng::seed_from_u64(0)).num_params(),
             })
         );
     } else {

@@ -26,36 +26,22 @@ use std::path::Path;
 use ::safetensors::tensor::{Dtype, SafeTensors, View};
 use core_tensor::Tensor;
 
-use crate::checkpoint::write_atomic;
+use super::fs::{read_file, write_atomic};
 use crate::error::{Error, Result};
-use crate::model::GradConModel;
+use crate::model::{Autoencoder, ReferenceGradients};
 
 /// The `module.` prefix that `torch.nn.DataParallel` puts before every name.
 pub const DATA_PARALLEL_PREFIX: &str = "module.";
 
-/// The reference gradients `r_l` of the four decoder weights and how many updates they average.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ReferenceGradients {
-    /// `r_l` for `up.{0,2,4,6}.weight`, each of that weight's shape.
-    pub grads: [Tensor<f32>; 4],
-    /// Number of updates averaged so far (`k` in `r <- (r k + g) / (k + 1)`).
-    pub count: u64,
-}
+/// The name of the reference gradients' count.
+pub const REF_COUNT_NAME: &str = "ref_grad_count";
 
-/// The 16 parameter tensors of a GradCon autoencoder, in the authors' layout, and optionally its
-/// reference gradients.
+/// A GradCon autoencoder's parameters under the authors' names, and optionally its reference
+/// gradients: what a safetensors file holds.
 #[derive(Debug, Clone, PartialEq)]
-pub struct GradConWeights {
-    /// Input (and output) channels `C`.
-    pub channels: usize,
-    /// `down.{0,2,4,6}.weight`, `[out, in, 4, 4]`.
-    pub encoder_weights: [Tensor<f32>; 4],
-    /// `down.{0,2,4,6}.bias`.
-    pub encoder_biases: [Tensor<f32>; 4],
-    /// `up.{0,2,4,6}.weight`, `[in, out, 4, 4]`.
-    pub decoder_weights: [Tensor<f32>; 4],
-    /// `up.{0,2,4,6}.bias`.
-    pub decoder_biases: [Tensor<f32>; 4],
+pub struct StateDict {
+    /// The 16 parameters.
+    pub model: Autoencoder,
     /// `ref_grad.{0,1,2,3}` and `ref_grad_count`, when saved with the model.
     pub reference: Option<ReferenceGradients>,
 }
@@ -63,9 +49,9 @@ pub struct GradConWeights {
 /// The 16 parameter names and shapes for `channels` input channels, encoder first, weight
 /// before bias (from the one layer table, [`crate::model::layers`]).
 pub fn parameter_shapes(channels: usize) -> Vec<(String, Vec<usize>)> {
-    GradConModel::param_names(channels)
+    Autoencoder::param_names(channels)
         .into_iter()
-        .zip(GradConModel::param_shapes(channels))
+        .zip(Autoencoder::param_shapes(channels))
         .collect()
 }
 
@@ -91,7 +77,7 @@ impl View for &Raw {
     }
 }
 
-impl GradConWeights {
+impl StateDict {
     /// Builds the weights from `(name, tensor)` pairs in the authors' names (a `module.` prefix
     /// is stripped), checking every name and shape; `source` names the origin in errors.
     pub fn from_named(
@@ -124,21 +110,16 @@ impl GradConWeights {
             .iter()
             .map(|(n, s)| take(&mut map, n, s, &mut problems))
             .collect();
-        let has_ref = (0..4).any(|l| map.contains_key(&format!("ref_grad.{l}")));
+        let ref_names = ReferenceGradients::names();
+        let has_ref = ref_names.iter().any(|n| map.contains_key(n));
         let reference = if has_ref || ref_grad_count.is_some() {
-            let up = parameter_shapes(channels);
-            let grads: Vec<Option<Tensor<f32>>> = (0..4)
-                .map(|l| {
-                    take(
-                        &mut map,
-                        &format!("ref_grad.{l}"),
-                        &up[8 + 2 * l].1,
-                        &mut problems,
-                    )
-                })
+            let grads: Vec<Option<Tensor<f32>>> = ref_names
+                .iter()
+                .zip(Autoencoder::grad_layer_shapes(channels))
+                .map(|(n, s)| take(&mut map, n, &s, &mut problems))
                 .collect();
             if ref_grad_count.is_none() {
-                problems.push("ref_grad.* present but `ref_grad_count` missing".into());
+                problems.push(format!("ref_grad.* present but `{REF_COUNT_NAME}` missing"));
             }
             Some((grads, ref_grad_count.unwrap_or(0)))
         } else {
@@ -154,24 +135,15 @@ impl GradConWeights {
             ));
         }
         // No problems: every Option above is Some.
-        let incomplete = || Error::format(source, "incomplete GradCon state dict");
-        let [ew, eb, dw, db] =
-            split_params(params.into_iter().flatten().collect()).ok_or_else(incomplete)?;
-        let reference = match reference {
-            Some((grads, count)) => Some(ReferenceGradients {
-                grads: to_array(grads.into_iter().flatten().collect()).ok_or_else(incomplete)?,
-                count,
-            }),
-            None => None,
-        };
-        Ok(Self {
+        let model = Autoencoder {
             channels,
-            encoder_weights: ew,
-            encoder_biases: eb,
-            decoder_weights: dw,
-            decoder_biases: db,
-            reference,
-        })
+            params: params.into_iter().flatten().collect(),
+        };
+        let reference = reference.map(|(grads, count)| ReferenceGradients {
+            grads: grads.into_iter().flatten().collect(),
+            count,
+        });
+        Ok(Self { model, reference })
     }
 }
 
@@ -198,27 +170,12 @@ fn take(
     }
 }
 
-impl GradConWeights {
-    /// Number of parameters (230,721 for `C = 1`, 232,771 for `C = 3`).
-    pub fn parameter_count(&self) -> usize {
-        self.parameters().map(|(_, t)| t.len()).sum()
-    }
-
+impl StateDict {
     /// The 16 parameters with their names, in [`parameter_shapes`] order.
     pub fn parameters(&self) -> impl Iterator<Item = (String, &Tensor<f32>)> {
-        (0..4)
-            .flat_map(move |l| {
-                [
-                    (format!("down.{}.weight", 2 * l), &self.encoder_weights[l]),
-                    (format!("down.{}.bias", 2 * l), &self.encoder_biases[l]),
-                ]
-            })
-            .chain((0..4).flat_map(move |l| {
-                [
-                    (format!("up.{}.weight", 2 * l), &self.decoder_weights[l]),
-                    (format!("up.{}.bias", 2 * l), &self.decoder_biases[l]),
-                ]
-            }))
+        Autoencoder::param_names(self.model.channels)
+            .into_iter()
+            .zip(&self.model.params)
     }
 
     /// The safetensors file's bytes: the 16 parameters, and the reference gradients and their
@@ -232,14 +189,14 @@ impl GradConWeights {
         let mut raws: Vec<(String, Raw)> =
             self.parameters().map(|(n, t)| (n, f32_raw(t))).collect();
         if let Some(r) = &self.reference {
-            for (l, g) in r.grads.iter().enumerate() {
-                raws.push((format!("ref_grad.{l}"), f32_raw(g)));
+            for (name, g) in ReferenceGradients::names().into_iter().zip(&r.grads) {
+                raws.push((name, f32_raw(g)));
             }
             let count = i64::try_from(r.count).map_err(|_| {
                 Error::invalid("to_safetensors_bytes", "ref_grad_count exceeds int64")
             })?;
             raws.push((
-                "ref_grad_count".into(),
+                REF_COUNT_NAME.into(),
                 Raw {
                     dtype: Dtype::I64,
                     shape: Vec::new(),
@@ -260,7 +217,7 @@ impl GradConWeights {
         let mut problems = Vec::new();
         for (key, view) in st.iter() {
             let plain = key.strip_prefix(DATA_PARALLEL_PREFIX).unwrap_or(key);
-            if plain == "ref_grad_count" {
+            if plain == REF_COUNT_NAME {
                 match count_value(view.dtype(), view.data()) {
                     Ok(c) => count = Some(c),
                     Err(p) => problems.push(format!("`{key}`: {p}")),
@@ -289,9 +246,9 @@ impl GradConWeights {
         write_atomic(path, &self.to_safetensors_bytes()?)
     }
 
-    /// Reads a safetensors file; see [`GradConWeights::from_safetensors_bytes`].
+    /// Reads a safetensors file; see [`StateDict::from_safetensors_bytes`].
     pub fn load_safetensors(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, "read", e))?;
+        let bytes = read_file(path)?;
         Self::from_safetensors_bytes(&path.display().to_string(), &bytes)
     }
 }
@@ -357,64 +314,4 @@ fn count_value(dtype: Dtype, data: &[u8]) -> std::result::Result<u64, String> {
         }
     };
     u64::try_from(v).map_err(|_| format!("count {v} is negative"))
-}
-
-fn to_array(v: Vec<Tensor<f32>>) -> Option<[Tensor<f32>; 4]> {
-    v.try_into().ok()
-}
-
-/// Splits the 16 parameters of [`parameter_shapes`] order into encoder weights, encoder biases,
-/// decoder weights, decoder biases.
-fn split_params(v: Vec<Tensor<f32>>) -> Option<[[Tensor<f32>; 4]; 4]> {
-    if v.len() != 16 {
-        return None;
-    }
-    let mut groups: [Vec<Tensor<f32>>; 4] = Default::default();
-    for (i, t) in v.into_iter().enumerate() {
-        groups[(i / 8) * 2 + i % 2].push(t);
-    }
-    let [a, b, c, d] = groups;
-    Some([to_array(a)?, to_array(b)?, to_array(c)?, to_array(d)?])
-}
-
-impl From<&crate::train::TrainedModel> for GradConWeights {
-    fn from(t: &crate::train::TrainedModel) -> Self {
-        let p = &t.model.params;
-        let pick = |offset: usize| -> [Tensor<f32>; 4] {
-            std::array::from_fn(|l| p[offset + 2 * l].clone())
-        };
-        Self {
-            channels: t.model.channels,
-            encoder_weights: pick(0),
-            encoder_biases: pick(1),
-            decoder_weights: pick(8),
-            decoder_biases: pick(9),
-            reference: Some(ReferenceGradients {
-                grads: std::array::from_fn(|l| t.refs[l].clone()),
-                count: t.ref_count,
-            }),
-        }
-    }
-}
-
-impl From<GradConWeights> for crate::train::TrainedModel {
-    fn from(w: GradConWeights) -> Self {
-        let channels = w.channels;
-        let params = w.parameters().map(|(_, t)| t.clone()).collect();
-        let (refs, ref_count) = match w.reference {
-            Some(r) => (r.grads.to_vec(), r.count),
-            None => (
-                GradConModel::grad_layer_shapes(channels)
-                    .iter()
-                    .map(|s| Tensor::zeros(s))
-                    .collect(),
-                0,
-            ),
-        };
-        Self {
-            model: GradConModel { channels, params },
-            refs,
-            ref_count,
-        }
-    }
 }

@@ -74,6 +74,25 @@ impl std::fmt::Display for Saturated {
 }
 
 impl SaturationRule {
+    /// Checks that every threshold is a finite number at least 0 (the error names the CLI
+    /// option).
+    pub fn validate(&self) -> crate::Result<()> {
+        for (option, v) in [
+            ("sat-spread", self.max_spread),
+            ("sat-derivative", self.max_sigmoid_derivative),
+            ("sat-stall", self.max_relative_change),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(crate::Error::InvalidOption {
+                    option,
+                    value: v.to_string(),
+                    expected: "a finite number >= 0",
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Judges the epoch `now` given the previous epoch's measurements (if any).
     pub fn judge(&self, previous: Option<&EpochHealth>, now: &EpochHealth) -> Option<Saturated> {
         if now.epoch < self.check_from || now.epoch > self.check_until {

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::protocol::DatasetKind;
-use crate::saturation::SaturationRule;
-use crate::train::TrainConfig;
+use detector::eval::DatasetKind;
+use detector::train::saturation::SaturationRule;
+use detector::{TrainConfig, DEFAULT_BETA};
 
 /// GradCon anomaly detection (Kwon et al., ECCV 2020) with a from-scratch Rust autograd engine.
 #[derive(Debug, Parser)]
@@ -202,7 +202,7 @@ pub struct ScoreArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Weight of the gradient term in the score.
-    #[arg(long, default_value_t = 0.12)]
+    #[arg(long, default_value_t = DEFAULT_BETA)]
     pub beta: f64,
 }
 
@@ -220,7 +220,7 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Weight of the gradient term in the score.
-    #[arg(long, default_value_t = 0.12)]
+    #[arg(long, default_value_t = DEFAULT_BETA)]
     pub beta: f64,
 }
 
@@ -235,7 +235,7 @@ pub struct ProtocolArgs {
     #[arg(long, value_delimiter = ',')]
     pub classes: Option<Vec<u8>>,
     /// Weight of the gradient term in the score.
-    #[arg(long, default_value_t = 0.12)]
+    #[arg(long, default_value_t = DEFAULT_BETA)]
     pub beta: f64,
     #[command(flatten)]
     pub train: TrainOptions,

@@ -5,7 +5,7 @@ use autograd::prelude::*;
 use autograd::{grad, per_example, PerExample, Scaling};
 use core_tensor::{Layout, Tensor};
 
-use crate::model::{layers, LayerKind, GRAD_LAYER_PARAMS};
+use crate::model::{gradient_params, layers, weight_index, Activation, LayerKind};
 use crate::Result;
 
 /// `cosine_similarity`'s eps (PyTorch 2.x): norms are clamped below at this value.
@@ -17,7 +17,7 @@ pub const COS_EPS: f64 = 1e-8;
 pub const LAYERS_LAYOUT: Layout = Layout::Nhwc;
 
 /// The autoencoder's reconstruction of `x` (`[B, C, 28, 28]`, as is the result), with `params`
-/// in the order of [`crate::model::GradConModel::params`].
+/// in the order of [`crate::model::Autoencoder::params`].
 pub fn forward<'t>(params: &[Var<'t, f32>], x: Var<'t, f32>) -> Result<Var<'t, f32>> {
     let x = x.relayout(Layout::Nchw, LAYERS_LAYOUT)?;
     Ok(reconstruct(params, x)?.relayout(LAYERS_LAYOUT, Layout::Nchw)?)
@@ -31,14 +31,17 @@ fn reconstruct<'t>(params: &[Var<'t, f32>], x: Var<'t, f32>) -> Result<Var<'t, f
     let c = x.value().dims_in("gradcon", LAYERS_LAYOUT)?[1];
     let mut h = x;
     for (i, layer) in layers(c).iter().enumerate() {
-        let (w, b) = (&params[2 * i], &params[2 * i + 1]);
+        let (w, b) = (&params[weight_index(i)], &params[weight_index(i) + 1]);
         h = match layer.kind {
             LayerKind::Conv => h.conv2d(w, Some(b), layer.conv_spec(LAYERS_LAYOUT))?,
             LayerKind::ConvTranspose => {
                 h.conv_transpose2d(w, Some(b), layer.conv_transpose_spec(LAYERS_LAYOUT))?
             }
         };
-        h = if i == 7 { h.sigmoid()? } else { h.relu()? };
+        h = match layer.activation {
+            Activation::Relu => h.relu()?,
+            Activation::Sigmoid => h.sigmoid()?,
+        };
     }
     Ok(h)
 }
@@ -73,13 +76,13 @@ pub fn loss<'t>(
     let mse = recon.mse_loss(&x)?;
     let (total, grad_loss) = match refs {
         Some(refs) if alpha != 0.0 => {
-            let decoder: Vec<_> = GRAD_LAYER_PARAMS.iter().map(|&i| params[i]).collect();
+            let decoder: Vec<_> = gradient_params().iter().map(|&i| params[i]).collect();
             let g = grad(mse, &decoder, create_graph)?;
             let mut cos_sum = g[0].cosine_similarity(&refs[0])?;
-            for l in 1..4 {
+            for l in 1..g.len() {
                 cos_sum = cos_sum.add(&g[l].cosine_similarity(&refs[l])?)?;
             }
-            let grad_loss = cos_sum.scale(-0.25)?;
+            let grad_loss = cos_sum.scale(-1.0 / g.len() as f32)?;
             (mse.add(&grad_loss.scale(alpha as f32)?)?, Some(grad_loss))
         }
         _ => (mse, None),
@@ -103,26 +106,30 @@ impl Loss<'_> {
     }
 }
 
-/// Per-image scores: `gradcon = -L(x) + beta * grad`, `recon = -L(x)`, and the gradient term
-/// `grad = (1/4) sum_l cos(dL(x)/dW_l, r_l)`; higher means more normal.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Scores {
-    pub gradcon: Vec<f64>,
-    pub recon: Vec<f64>,
-    pub grad: Vec<f64>,
+/// One image's scores; higher means more normal.
+///
+/// `gradcon = recon + beta * grad`, with `recon = -L(x)` (minus the image's mean squared
+/// reconstruction error) and the gradient term `grad = (1/4) sum_l cos(dL(x)/dW_l, r_l)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct Score {
+    /// The GradCon score, `recon + beta * grad`.
+    pub gradcon: f64,
+    /// The reconstruction term `-L(x)`.
+    pub recon: f64,
+    /// The gradient term: the mean cosine between the image's decoder-weight gradients and the
+    /// reference gradients.
+    pub grad: f64,
 }
 
-impl Scores {
-    pub fn len(&self) -> usize {
-        self.gradcon.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.gradcon.is_empty()
-    }
-    pub fn extend(&mut self, other: Scores) {
-        self.gradcon.extend(other.gradcon);
-        self.recon.extend(other.recon);
-        self.grad.extend(other.grad);
+impl Score {
+    /// The score of an image with reconstruction term `recon` and gradient term `grad`.
+    pub fn new(recon: f64, grad: f64, beta: f64) -> Self {
+        Self {
+            gradcon: recon + beta * grad,
+            recon,
+            grad,
+        }
     }
 }
 
@@ -137,7 +144,7 @@ pub fn score_batch(
     refs: &[Tensor<f32>],
     x: &Tensor<f32>,
     beta: f64,
-) -> Result<Scores> {
+) -> Result<Vec<Score>> {
     let tape = autograd::Tape::new();
     let vars: Vec<_> = params.iter().map(|p| tape.param(p.clone())).collect();
     // Image and reconstruction in the layers' layout: each image's values are a contiguous run
@@ -146,7 +153,7 @@ pub fn score_batch(
     let xv = tape.constant(x.clone());
     let recon = reconstruct(&vars, xv)?;
     let mse = recon.mse_loss(&xv)?;
-    let decoder: Vec<_> = GRAD_LAYER_PARAMS.iter().map(|&i| vars[i]).collect();
+    let decoder: Vec<_> = gradient_params().iter().map(|&i| vars[i]).collect();
     let per = per_example(
         mse,
         &decoder,
@@ -160,7 +167,7 @@ pub fn score_batch(
     let n = x.shape()[0];
     let per_image = x.len() / n.max(1);
     let (xs, rs) = (x.data(), recon.value());
-    let mut out = Scores::default();
+    let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let span = i * per_image..(i + 1) * per_image;
         let l = xs[span.clone()]
@@ -178,10 +185,8 @@ pub fn score_batch(
                 dot / (sq.sqrt().max(COS_EPS) * rn)
             })
             .sum::<f64>()
-            / 4.0;
-        out.gradcon.push(-l + beta * cos);
-        out.recon.push(-l);
-        out.grad.push(cos);
+            / per.len() as f64;
+        out.push(Score::new(-l, cos, beta));
     }
     Ok(out)
 }

@@ -2,17 +2,21 @@
 //!
 //! Exit codes: 0 success, 1 runtime error, 2 usage error.
 
+mod args;
+mod commands;
+mod progress;
+
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = detector::cli::Cli::parse(); // exits with code 2 on a usage error
-    match detector::app::run(cli) {
+    let cli = args::Cli::parse(); // exits with code 2 on a usage error
+    match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("gradcon: error: {e}");
-            ExitCode::from(1)
+            ExitCode::from(if e.is_usage() { 2 } else { 1 })
         }
     }
 }

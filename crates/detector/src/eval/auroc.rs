@@ -40,7 +40,7 @@ impl std::error::Error for AurocError {}
 /// average ranks of tied groups.
 ///
 /// ```
-/// use detector::auroc::auroc;
+/// use detector::eval::auroc::auroc;
 /// let a = auroc(&[0.9, 0.5, 0.5, 0.1], &[true, true, false, false]).unwrap();
 /// assert_eq!(a, 0.875); // 3 pairs won, 1 tied, out of 4
 /// ```

@@ -1,0 +1,342 @@
+//! The training state and the epoch loop behind [`super::Trainer`].
+
+use std::path::Path;
+
+use autograd::Tape;
+use core_tensor::{Rng, Tensor};
+
+use super::optim::{Adam, AdamConfig};
+use super::saturation::{health_stats, EpochHealth};
+use super::{Cancel, EpochRecord, Init, Observer, TrainConfig};
+use crate::data::Dataset;
+use crate::io::checkpoint::Checkpoint;
+use crate::model::{gradcon, Autoencoder, ReferenceGradients};
+use crate::{Detector, Error, Result};
+
+/// Stream tags for the seeded generators.
+const TAG_INIT: u64 = 0x494e_4954; // "INIT"
+const TAG_SHUFFLE: u64 = 0x5348_5546; // "SHUF"
+
+/// Images used to judge saturation when there is no validation split.
+const HEALTH_IMAGES_WITHOUT_VAL: usize = 512;
+
+/// The selected (lowest validation loss) weights and reference gradients so far.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Best {
+    pub(crate) model: Autoencoder,
+    pub(crate) reference: ReferenceGradients,
+    pub(crate) val_loss: f64,
+    pub(crate) epoch: usize,
+}
+
+/// Everything a resumed run needs; saved after every epoch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainState {
+    pub config: TrainConfig,
+    /// Stream of this run's seeded generators (the class, in the protocol).
+    pub stream: u64,
+    pub model: Autoencoder,
+    pub adam: Adam,
+    /// `r_l` and the number of updates they average (`None` before the first step).
+    pub refs: Option<ReferenceGradients>,
+    /// Completed epochs of the current attempt.
+    pub epoch: usize,
+    pub(crate) best: Option<Best>,
+    pub since_best: usize,
+    pub attempt: usize,
+    pub shuffle_rng: Rng,
+    pub history: Vec<EpochRecord>,
+    /// Why each restart happened.
+    pub restarts: Vec<String>,
+    pub finished: bool,
+}
+
+impl TrainState {
+    /// A fresh attempt: new weights, zero Adam state, no reference gradients.
+    pub fn fresh(
+        config: &TrainConfig,
+        channels: usize,
+        stream: u64,
+        attempt: usize,
+        init: &Init,
+    ) -> Self {
+        let (model, refs) = match init {
+            Init::From(d) if attempt == 0 => (
+                d.autoencoder().clone(),
+                (d.reference().count > 0).then(|| d.reference().clone()),
+            ),
+            _ => {
+                let mut rng = Rng::derive(&[config.seed, TAG_INIT, stream, attempt as u64]);
+                (Autoencoder::init(channels, &mut rng), None)
+            }
+        };
+        let shapes: Vec<&[usize]> = model.params.iter().map(Tensor::shape).collect();
+        let adam = Adam::new(
+            AdamConfig {
+                lr: config.lr,
+                ..AdamConfig::default()
+            },
+            &shapes,
+        );
+        Self {
+            config: config.clone(),
+            stream,
+            model,
+            adam,
+            refs,
+            epoch: 0,
+            best: None,
+            since_best: 0,
+            attempt,
+            shuffle_rng: Rng::derive(&[config.seed, TAG_SHUFFLE, stream, attempt as u64]),
+            history: Vec::new(),
+            restarts: Vec::new(),
+            finished: false,
+        }
+    }
+
+    /// The current parameters on `tape` and GradCon's loss of the batch `x` built on it.
+    fn loss_on<'t>(
+        &self,
+        tape: &'t Tape<f32>,
+        x: Tensor<f32>,
+        create_graph: bool,
+    ) -> Result<(Vec<autograd::Var<'t, f32>>, gradcon::Loss<'t>)> {
+        let params: Vec<_> = self
+            .model
+            .params
+            .iter()
+            .map(|p| tape.param(p.clone()))
+            .collect();
+        let refs: Option<Vec<_>> = self
+            .refs
+            .as_ref()
+            .map(|r| r.grads.iter().map(|t| tape.constant(t.clone())).collect());
+        let x = tape.constant(x);
+        let loss = gradcon::loss(&params, x, refs.as_deref(), self.config.alpha, create_graph)?;
+        Ok((params, loss))
+    }
+
+    /// One optimisation step on the batch `x`; returns `(J, mse)`.
+    pub fn step(&mut self, x: &Tensor<f32>) -> Result<(f64, f64)> {
+        // The step's parallel regions follow each other closely: keep the other workers awake.
+        let _busy = crate::parallel::BusyWorkers::start();
+        let tape = Tape::new();
+        let (params, loss) = self.loss_on(&tape, x.clone(), true)?;
+        let (j, mse) = (
+            loss.total.value().to_scalar()? as f64,
+            loss.mse.value().to_scalar()? as f64,
+        );
+        let grads = autograd::grad_tensors(loss.total, &params)?;
+        drop(tape);
+        self.update_refs(&grads);
+        self.adam.update(&mut self.model.params, &grads);
+        Ok((j, mse))
+    }
+
+    /// `r <- (r k + dJ/dW) / (k + 1)` for the four decoder weights; `k <- k + 1`.
+    fn update_refs(&mut self, grads: &[Tensor<f32>]) {
+        match &mut self.refs {
+            Some(refs) => refs.update(grads),
+            None => self.refs = Some(ReferenceGradients::first(grads)),
+        }
+    }
+
+    /// Validation `J` and MSE over consecutive batches (weighted by batch size), and the
+    /// reconstruction statistics of the saturation monitor.
+    pub fn evaluate(&self, data: &Dataset, indices: &[usize]) -> Result<(f64, f64, f64, f64)> {
+        let (mut j_sum, mut mse_sum) = (0.0, 0.0);
+        let mut inputs = Vec::new();
+        let mut recons = Vec::new();
+        let _busy = crate::parallel::BusyWorkers::start();
+        for chunk in indices.chunks(self.config.batch_size) {
+            let x = data.batch_tensor(chunk)?;
+            let tape = Tape::new();
+            let (_, loss) = self.loss_on(&tape, x.clone(), false)?;
+            j_sum += loss.total.value().to_scalar()? as f64 * chunk.len() as f64;
+            mse_sum += loss.mse.value().to_scalar()? as f64 * chunk.len() as f64;
+            inputs.extend_from_slice(x.data());
+            recons.extend_from_slice(loss.reconstruction()?.data());
+        }
+        let n = indices.len().max(1) as f64;
+        let (spread, dsig) = health_stats(&inputs, &recons, data.image_len());
+        Ok((j_sum / n, mse_sum / n, spread, dsig))
+    }
+
+    /// The model training selected: the best-validation epoch's, or the last without validation.
+    pub fn selected(&self) -> Detector {
+        match &self.best {
+            Some(b) => Detector::new(b.model.clone(), b.reference.clone()),
+            None => self.current(),
+        }
+    }
+
+    /// Epoch of the selected model.
+    pub fn selected_epoch(&self) -> usize {
+        self.best.as_ref().map_or(self.epoch, |b| b.epoch)
+    }
+
+    /// The current weights and reference gradients (zeros before the first step).
+    pub fn current(&self) -> Detector {
+        Detector::new(self.model.clone(), self.current_reference())
+    }
+
+    pub(crate) fn current_reference(&self) -> ReferenceGradients {
+        self.refs
+            .clone()
+            .unwrap_or_else(|| ReferenceGradients::zeros(self.model.channels))
+    }
+}
+
+/// Trains on `train` (validating on `val` when it is not empty) from `init`, saving a
+/// checkpoint to `checkpoint` after every epoch and resuming from it when it exists.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn run(
+    config: &TrainConfig,
+    train: &Dataset,
+    val: &Dataset,
+    stream: u64,
+    init: &Init,
+    checkpoint: Option<&Path>,
+    cancel: &Cancel,
+    observer: &mut dyn Observer,
+) -> Result<TrainState> {
+    if train.is_empty() {
+        return Err(Error::invalid("train", "the training set is empty"));
+    }
+    config.validate()?;
+    let channels = train.channels();
+    let mut state = match checkpoint.filter(|p| p.exists()) {
+        Some(path) => {
+            let s = TrainState::from_checkpoint(&Checkpoint::read(path)?)?;
+            let s = s.check_resumable(config, stream, path)?;
+            observer.resumed(path, s.attempt, s.epoch);
+            s
+        }
+        None => TrainState::fresh(config, channels, stream, 0, init),
+    };
+    state.config.epochs = config.epochs;
+    state.config.patience = config.patience;
+    let val_idx: Vec<usize> = (0..val.len()).collect();
+    let health_idx: Vec<usize> = if val.is_empty() {
+        (0..train.len().min(HEALTH_IMAGES_WITHOUT_VAL)).collect()
+    } else {
+        val_idx.clone()
+    };
+    let health_set = if val.is_empty() { train } else { val };
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    while !state.finished && state.epoch < config.epochs {
+        order.sort_unstable();
+        if config.shuffle {
+            state.shuffle_rng.shuffle(&mut order);
+        }
+        let batches = order.len().div_ceil(config.batch_size);
+        observer.epoch_started(state.attempt, state.epoch + 1, batches);
+        let (mut j_sum, mut mse_sum) = (0.0, 0.0);
+        for chunk in order.chunks(config.batch_size) {
+            let (j, mse) = state.step(&train.batch_tensor(chunk)?)?;
+            j_sum += j * chunk.len() as f64;
+            mse_sum += mse * chunk.len() as f64;
+            observer.batch_done(j, chunk.len());
+            if cancel.is_cancelled() {
+                return Err(Error::Cancelled { epoch: state.epoch });
+            }
+        }
+        state.epoch += 1;
+        let (vj, vmse, spread, dsig) = state.evaluate(health_set, &health_idx)?;
+        let record = EpochRecord {
+            attempt: state.attempt,
+            epoch: state.epoch,
+            train_loss: j_sum / train.len() as f64,
+            train_mse: mse_sum / train.len() as f64,
+            val_loss: (!val.is_empty()).then_some(vj),
+            val_mse: (!val.is_empty()).then_some(vmse),
+            spread,
+            sigmoid_derivative: dsig,
+            health_mse: vmse,
+        };
+        if !val.is_empty() {
+            if state.best.as_ref().is_none_or(|b| vj < b.val_loss) {
+                state.best = Some(Best {
+                    model: state.model.clone(),
+                    reference: state.current_reference(),
+                    val_loss: vj,
+                    epoch: state.epoch,
+                });
+                state.since_best = 0;
+            } else {
+                state.since_best += 1;
+            }
+        }
+        let previous = state
+            .history
+            .iter()
+            .rev()
+            .find(|r| r.attempt == state.attempt)
+            .map(health_of);
+        let now = EpochHealth {
+            epoch: state.epoch,
+            val_mse: vmse,
+            spread,
+            sigmoid_derivative: dsig,
+        };
+        let verdict = config.saturation.judge(previous.as_ref(), &now);
+        observer.epoch_done(&record);
+        state.history.push(record);
+        if let Some(why) = verdict {
+            if state.attempt < config.restarts {
+                observer.restarted(&why, state.attempt + 1);
+                let mut next = TrainState::fresh(config, channels, stream, state.attempt + 1, init);
+                next.history = std::mem::take(&mut state.history);
+                next.restarts = std::mem::take(&mut state.restarts);
+                next.restarts
+                    .push(format!("attempt {}: {why}", state.attempt));
+                state = next;
+            } else {
+                observer.saturated_without_restart(&why);
+            }
+        }
+        if config.patience.is_some_and(|p| state.since_best >= p) {
+            state.finished = true;
+        }
+        if let Some(path) = checkpoint {
+            state.to_checkpoint().write_atomic(path)?;
+        }
+    }
+    state.finished = true;
+    Ok(state)
+}
+
+/// The monitor's view of an earlier epoch.
+fn health_of(r: &EpochRecord) -> EpochHealth {
+    EpochHealth {
+        epoch: r.epoch,
+        val_mse: r.health_mse,
+        spread: r.spread,
+        sigmoid_derivative: r.sigmoid_derivative,
+    }
+}
+
+impl TrainState {
+    /// This state if it continues a run of `config` on `stream` (the number of epochs and the
+    /// patience may differ), or an error naming the checkpoint and the difference.
+    fn check_resumable(self, config: &TrainConfig, stream: u64, path: &Path) -> Result<Self> {
+        let mut a = self.config.clone();
+        let mut b = config.clone();
+        (a.epochs, a.patience) = (0, None);
+        (b.epochs, b.patience) = (0, None);
+        if a != b || self.stream != stream {
+            return Err(Error::invalid(
+                "resume",
+                format!(
+                    "checkpoint {} was written by another configuration ({:?}, stream {}); \
+                     remove it or use the same options",
+                    path.display(),
+                    self.config,
+                    self.stream
+                ),
+            ));
+        }
+        Ok(self)
+    }
+}
