@@ -17,7 +17,7 @@ set -eu
 cd "$(dirname "$0")/../.."
 python=${PYTHON:-benches/peer/.venv/bin/python}
 rounds=${1:-2}
-cargo build --release --quiet -p detector --bin gradcon
+cargo build --release --quiet -p gradcon
 cargo build --release --quiet -p benches --example peak
 bin=./target/release/gradcon
 peak_now() { ./target/release/examples/peak --threads "$1"; }

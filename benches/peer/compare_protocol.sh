@@ -22,7 +22,7 @@ threads=${THREADS:-2}
 restarts=${RESTARTS:-5}
 out=${OUT:-$(mktemp -d)}
 mkdir -p "$out"
-cargo build --release --quiet -p detector --bin gradcon
+cargo build --release --quiet -p gradcon
 now() { date +%s.%N; }
 printf '| class | gradcon-rs (s) | restarts | GradCon AUROC | PyTorch (s) | restarts | GradCon AUROC |\n'
 printf '|---|---:|---:|---:|---:|---:|---:|\n'

@@ -30,6 +30,12 @@ pub struct GlobalArgs {
     /// No progress bars or per-epoch lines on stderr.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// Largest input file read, in MiB (a larger file, or a stream past it, is refused).
+    #[arg(long, global = true, default_value_t = 1024)]
+    pub max_file_mb: u64,
+    /// Most pixel values one load may decode or resize to, in millions (2^20).
+    #[arg(long, global = true, default_value_t = 1024)]
+    pub max_megapixels: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -170,6 +176,14 @@ pub struct TrainArgs {
     /// Start from these weights (and reference gradients) instead of a seeded initialisation.
     #[arg(long)]
     pub init: Option<PathBuf>,
+    /// Start over: ignore (and replace) an earlier run's checkpoint and model at --out.
+    #[arg(long)]
+    pub fresh: bool,
+    /// Keep the checkpoint NAME.ckpt when training ends (by default it is removed, and the
+    /// model file records how it was trained); a kept checkpoint lets a larger --epochs extend
+    /// the run.
+    #[arg(long)]
+    pub keep_checkpoint: bool,
     #[command(flatten)]
     pub train: TrainOptions,
 }
@@ -242,6 +256,10 @@ pub struct ProtocolArgs {
     /// Also write the results as JSON here (always written to `<out>/results.json`).
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Start over: retrain the classes whose results or checkpoints in --out were written
+    /// with other options or data.
+    #[arg(long)]
+    pub fresh: bool,
 }
 
 #[derive(Debug, Args)]

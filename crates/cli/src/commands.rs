@@ -8,8 +8,8 @@ use detector::data::{
     idx::{read_idx_images, read_idx_labels},
     read_cifar_batch, read_png, resolve_data_dir, Dataset,
 };
-use detector::eval::protocol::{run_protocol, table, Aurocs, DatasetKind, Pool};
-use detector::io::fs::write_atomic;
+use detector::eval::protocol::{run_protocol, table, Aurocs, DatasetKind, Pool, ProtocolOptions};
+use detector::io::fs::{remove_stale_temporaries, write_atomic, OutputLock};
 use detector::model::{Autoencoder, IMAGE_SIDE};
 use detector::train::TrainState;
 use detector::{Detector, Error, Result, Score, TrainConfig, Trainer};
@@ -22,7 +22,13 @@ use crate::progress::{Progress, ProtocolProgress};
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
+    detector::io::fs::Limits {
+        max_file_bytes: cli.global.max_file_mb.saturating_mul(1 << 20),
+        max_pixels: cli.global.max_megapixels.saturating_mul(1 << 20),
+    }
+    .install()?;
     if let Some(t) = cli.global.threads {
+        detector::parallel::check_threads(t)?;
         rayon::ThreadPoolBuilder::new()
             .num_threads(t)
             .build_global()
@@ -60,14 +66,15 @@ fn demo(a: DemoArgs, quiet: bool) -> Result<()> {
         restarts: 5,
         ..TrainConfig::default()
     };
-    let out = std::env::temp_dir().join(format!("gradcon-demo-{}", std::process::id()));
+    remove_stale_demo_folders();
+    let out = std::env::temp_dir().join(format!("{DEMO_PREFIX}{}", std::process::id()));
     let result = run_protocol(
         DatasetKind::FashionMnist,
         &dir,
         &out,
         &(0..10).collect::<Vec<_>>(),
         &config,
-        detector::DEFAULT_BETA,
+        ProtocolOptions::default(),
         &mut ProtocolProgress::new(quiet),
     );
     let _ = std::fs::remove_dir_all(&out);
@@ -78,6 +85,32 @@ fn demo(a: DemoArgs, quiet: bool) -> Result<()> {
         write_json(&path, &result)?;
     }
     Ok(())
+}
+
+/// Temporary folders of `demo` are named this and the process id.
+const DEMO_PREFIX: &str = "gradcon-demo-";
+
+/// Removes the temporary folders of interrupted demos: those whose process is gone (on Linux,
+/// where `/proc` tells; elsewhere they are left).
+fn remove_stale_demo_folders() {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(DEMO_PREFIX)
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
@@ -95,7 +128,10 @@ fn protocol_cmd(a: ProtocolArgs, quiet: bool) -> Result<()> {
         &a.out,
         &classes,
         &config,
-        a.beta,
+        ProtocolOptions {
+            beta: a.beta,
+            fresh: a.fresh,
+        },
         &mut ProtocolProgress::new(quiet),
     )?;
     print!("{}", table(&result));
@@ -133,7 +169,8 @@ pub fn load_images(paths: &[PathBuf], channels: usize) -> Result<Dataset> {
             ));
         }
         let d = if (d.height(), d.width()) != (IMAGE_SIDE, IMAGE_SIDE) {
-            d.resized(IMAGE_SIDE, IMAGE_SIDE)?
+            d.resized(IMAGE_SIDE, IMAGE_SIDE)
+                .map_err(|e| Error::format(path.display().to_string(), e.to_string()))?
         } else {
             d
         };
@@ -145,47 +182,104 @@ pub fn load_images(paths: &[PathBuf], channels: usize) -> Result<Dataset> {
     all.ok_or_else(|| Error::invalid("score", "no images given"))
 }
 
-/// Training data of `gradcon train`: the protocol's split for a class, or an image file.
+/// `--out` of `train`: a file to write, not a folder and not the checkpoint's own name.
+fn check_train_out(out: &Path) -> Result<()> {
+    let bad = |expected: &'static str| {
+        Err(Error::InvalidOption {
+            option: "out",
+            value: out.display().to_string(),
+            expected,
+        })
+    };
+    let text = out.as_os_str().to_string_lossy();
+    if out.is_dir() || text.ends_with('/') || out.file_name().is_none() {
+        return bad("a file name, not a folder");
+    }
+    if out.extension().is_some_and(|e| e == "ckpt") {
+        return bad(
+            "a name not ending in .ckpt (the checkpoint is written beside the model as NAME.ckpt)",
+        );
+    }
+    Ok(())
+}
+
+/// Training data of `gradcon train`: the protocol's split for a class, or an image file;
+/// with the stream of the seeded generators and the source as the pin records it.
+fn train_data(a: &TrainArgs, config: &TrainConfig) -> Result<(Dataset, Dataset, u64, String)> {
+    if let Some(path) = &a.images {
+        let d = load_images(std::slice::from_ref(path), a.channels)?;
+        let n_val = (config.val_fraction * d.len() as f64).round() as usize;
+        let idx: Vec<usize> = (0..d.len()).collect();
+        return Ok((
+            d.take(&idx[n_val..])?,
+            d.take(&idx[..n_val])?,
+            0,
+            path.display().to_string(),
+        ));
+    }
+    let (Some(kind), Some(class)) = (a.data.dataset, a.class) else {
+        return Err(Error::InvalidOption {
+            option: "class",
+            value: "(missing)".into(),
+            expected: "--dataset with --class, or --images",
+        });
+    };
+    let kind = DatasetKind::from(kind);
+    kind.check_class(class)?;
+    let dir = resolve_data_dir(a.data.data_dir.as_deref())?;
+    let pool = Pool::load(kind, &dir)?;
+    let s = pool.split(class, config.val_fraction, config.seed);
+    Ok((
+        pool.images.take(&s.train)?,
+        pool.images.take(&s.val)?,
+        u64::from(class),
+        format!("{} class {class}", kind.name()),
+    ))
+}
+
 fn train_cmd(a: TrainArgs, quiet: bool) -> Result<()> {
+    check_train_out(&a.out)?;
+    let config = a.train.config(0);
+    config.validate()?;
     // The model and its checkpoint go in the folder of --out: made now, not found missing
     // when the first epoch's checkpoint is written.
     if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create folder", e))?;
     }
-    let config = a.train.config(0);
-    let (train_set, val_set, stream) = match &a.images {
-        Some(path) => {
-            let d = load_images(std::slice::from_ref(path), a.channels)?;
-            let n_val = (config.val_fraction * d.len() as f64).round() as usize;
-            let idx: Vec<usize> = (0..d.len()).collect();
-            (d.take(&idx[n_val..])?, d.take(&idx[..n_val])?, 0)
-        }
-        None => {
-            let (Some(kind), Some(class)) = (a.data.dataset, a.class) else {
-                return Err(Error::invalid(
-                    "train",
-                    "give --dataset and --class, or --images".to_string(),
-                ));
-            };
-            let dir = resolve_data_dir(a.data.data_dir.as_deref())?;
-            let pool = Pool::load(kind.into(), &dir)?;
-            let s = pool.split(class, config.val_fraction, config.seed);
-            (
-                pool.images.take(&s.train)?,
-                pool.images.take(&s.val)?,
-                class as u64,
-            )
-        }
-    };
+    let (train_set, val_set, stream, source) = train_data(&a, &config)?;
+    let ckpt = a.out.with_extension("ckpt");
+    let _lock = OutputLock::acquire(&a.out)?;
+    remove_stale_temporaries(&ckpt)?;
     let mut trainer = Trainer::new(config)?
         .stream(stream)
-        .checkpoint(a.out.with_extension("ckpt"));
+        .source(source)
+        .checkpoint(&ckpt);
     if let Some(p) = &a.init {
         trainer = trainer.init_from(Detector::load(p)?);
     }
+    if a.fresh {
+        remove_if_present(&ckpt)?;
+    } else if !ckpt.exists()
+        && a.out.exists()
+        && up_to_date(&a.out, &trainer.pin(&train_set, &val_set))?
+    {
+        if !quiet {
+            eprintln!(
+                "{} is up to date: trained with these options and images",
+                a.out.display()
+            );
+        }
+        return Ok(());
+    }
     let mut progress = Progress::new("train", quiet);
     let trained = trainer.fit(&train_set, &val_set, &mut progress)?;
+    trained
+        .detector
+        .check_finite(&a.out.display().to_string())?;
     trained.detector.save(&a.out)?;
+    if !a.keep_checkpoint {
+        remove_if_present(&ckpt)?;
+    }
     if !quiet {
         eprintln!(
             "wrote {} (epoch {}, {} restarts)",
@@ -195,6 +289,40 @@ fn train_cmd(a: TrainArgs, quiet: bool) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Whether the finished model at `out` was trained with `pin` (its checkpoint is gone);
+/// an error naming the differences when it was trained otherwise.
+fn up_to_date(out: &Path, pin: &detector::train::Pin) -> Result<bool> {
+    let previous = Detector::load(out)?;
+    let pinned = |differences: Vec<String>| Error::Pinned {
+        file: out.display().to_string(),
+        differences,
+    };
+    let Some(p) = previous.provenance() else {
+        return Err(pinned(vec![
+            "it records no training options (an export, or a file of an older version)".into(),
+        ]));
+    };
+    let differences = p.pin.differences(pin);
+    if !differences.is_empty() {
+        return Err(pinned(differences));
+    }
+    match p.pin.epochs_change(pin) {
+        None => Ok(true),
+        Some((was, now)) => Err(pinned(vec![format!(
+            "--epochs was {was}, now {now}: its checkpoint was removed when it finished, so \
+             it cannot be extended (--keep-checkpoint keeps one)"
+        )])),
+    }
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(path, "remove", e)),
+    }
 }
 
 fn score_cmd(a: ScoreArgs) -> Result<()> {

@@ -8,10 +8,17 @@ mod progress;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
-    let cli = args::Cli::parse(); // exits with code 2 on a usage error
+    // `--lr -1` is a value to refuse with a clear message, not an unknown flag `-1`.
+    let command = args::Cli::command()
+        .allow_negative_numbers(true)
+        .mut_subcommands(|s| s.allow_negative_numbers(true));
+    let cli = match args::Cli::from_arg_matches(&command.get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(), // code 2, as every usage error
+    };
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -94,6 +94,14 @@ impl Observer for Progress {
         }
     }
 
+    fn diverged(&mut self, epoch: usize, step: usize, next: usize) {
+        eprintln!(
+            "{}: the training loss became NaN or infinite at epoch {epoch}, step {step}; \
+             re-initialising (attempt {next})",
+            self.label
+        );
+    }
+
     fn restarted(&mut self, why: &Saturated, next: usize) {
         eprintln!("{}: {why}; re-initialising (attempt {next})", self.label);
     }
@@ -120,6 +128,16 @@ impl ProtocolProgress {
 impl ProtocolObserver for ProtocolProgress {
     fn class_started(&mut self, class: u8) -> Box<dyn Observer + '_> {
         Box::new(Progress::new(format!("class {class}"), self.quiet))
+    }
+
+    fn class_reused(&mut self, r: &ClassResult, path: &Path) {
+        if !self.quiet {
+            eprintln!(
+                "class {}: done earlier with these options and data ({}), reused",
+                r.class,
+                path.display()
+            );
+        }
     }
 
     fn class_done(&mut self, r: &ClassResult) {

@@ -66,7 +66,11 @@ fn train_makes_the_folder_of_its_output() {
     let images = images_file(&dir);
     let out = dir.join("runs/first/model.gcm");
     run_ok(gradcon().args(train_args(&images, &out, 1)));
-    assert!(out.is_file() && out.with_extension("ckpt").is_file());
+    assert!(out.is_file(), "the model is written");
+    assert!(
+        !out.with_extension("ckpt").exists(),
+        "a finished run removes its checkpoint"
+    );
     // A folder that cannot be made: an error naming it, before any training.
     let blocked = dir.join("images.idx/model.gcm");
     let res = gradcon()

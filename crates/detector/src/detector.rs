@@ -11,14 +11,14 @@ use crate::io::fs::{read_file, write_atomic};
 use crate::io::safetensors::StateDict;
 use crate::model::gradcon::{score_batch, Score};
 use crate::model::{Autoencoder, ReferenceGradients, IMAGE_SIDE};
+use crate::train::{EpochRecord, Pin};
 use crate::{Error, Result};
 
 /// The weight `beta` of the gradient term in the GradCon score (PAPER.md: 0.12 for MNIST).
 pub const DEFAULT_BETA: f64 = 0.12;
 /// Images per batched scoring pass.
 pub const DEFAULT_SCORE_BATCH: usize = 64;
-/// Largest thread count a caller may ask for.
-pub const MAX_THREADS: usize = 256;
+pub use crate::parallel::MAX_THREADS;
 
 /// How a [`Detector`] scores: the score weight and the batch size of the batched passes.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -81,7 +81,23 @@ pub struct Detector {
     autoencoder: Autoencoder,
     reference: ReferenceGradients,
     settings: ScoreSettings,
+    provenance: Option<Provenance>,
     pool: Option<Arc<rayon::ThreadPool>>,
+}
+
+/// How a model was trained: stored in its model file by training. It holds no times or
+/// thread counts, so the same run gives the same file bytes on any machine.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Provenance {
+    /// The options and data of the run.
+    pub pin: Pin,
+    /// Epoch of the selected model (within its attempt), and epochs run in that attempt.
+    pub selected_epoch: usize,
+    pub epochs_run: usize,
+    /// Why each restart happened.
+    pub restarts: Vec<String>,
+    /// Every epoch of every attempt.
+    pub history: Vec<EpochRecord>,
 }
 
 impl fmt::Debug for Detector {
@@ -114,8 +130,19 @@ impl Detector {
             autoencoder,
             reference,
             settings: ScoreSettings::default(),
+            provenance: None,
             pool: None,
         }
+    }
+
+    /// How the model was trained (`None` for a model from elsewhere, or an older file).
+    pub fn provenance(&self) -> Option<&Provenance> {
+        self.provenance.as_ref()
+    }
+
+    /// Records how the model was trained.
+    pub fn set_provenance(&mut self, provenance: Option<Provenance>) {
+        self.provenance = provenance;
     }
 
     /// Loads a model file (`.gcm`), the selected model of a training checkpoint (`.ckpt`), or
@@ -161,7 +188,9 @@ impl Detector {
         StateDict::from(self).to_safetensors_bytes()
     }
 
-    fn check_finite(&self, name: &str) -> Result<()> {
+    /// An error naming `name` and the tensor unless every weight and reference gradient is
+    /// finite.
+    pub fn check_finite(&self, name: &str) -> Result<()> {
         let bad = self
             .autoencoder
             .first_non_finite()
@@ -227,19 +256,7 @@ impl Detector {
 
     /// Scores on a pool of its own of `threads` workers (1 to [`MAX_THREADS`]) from now on.
     pub fn set_threads(&mut self, threads: usize) -> Result<()> {
-        if !(1..=MAX_THREADS).contains(&threads) {
-            return Err(Error::InvalidOption {
-                option: "threads",
-                value: threads.to_string(),
-                expected: "a number from 1 to 256",
-            });
-        }
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("gradcon-{i}"))
-            .build()
-            .map_err(|e| Error::invalid("Detector::set_threads", e.to_string()))?;
-        self.pool = Some(Arc::new(pool));
+        self.pool = Some(Arc::new(crate::parallel::thread_pool(threads)?));
         Ok(())
     }
 

@@ -57,6 +57,29 @@ pub enum Error {
         /// What is accepted, e.g. `"a number in [0, 1)"`.
         expected: &'static str,
     },
+    /// A rerun whose options or data differ from what its checkpoint, model file or results
+    /// record.
+    Pinned {
+        /// The file that records the earlier run.
+        file: String,
+        /// Each difference, in the command line's words (`--lr was 0.001, now 0.01`).
+        differences: Vec<String>,
+    },
+    /// Another process holds the lock of an output.
+    Locked {
+        /// The output.
+        output: PathBuf,
+        /// The lock file.
+        lock: PathBuf,
+    },
+    /// The training loss became NaN or infinite and no restarts were left.
+    Diverged {
+        /// The attempt (0 for the first).
+        attempt: usize,
+        /// Epoch (from 1) and step (batch, from 1) where it happened.
+        epoch: usize,
+        step: usize,
+    },
     /// A training run was stopped through its [`crate::train::Cancel`] flag.
     Cancelled {
         /// Epochs completed (and checkpointed) in the current attempt.
@@ -89,7 +112,10 @@ impl Error {
     /// Whether the error is a misuse by the caller (an option out of range, a missing
     /// argument) rather than a failure while running: the CLI exits with 2 for these.
     pub fn is_usage(&self) -> bool {
-        matches!(self, Self::InvalidOption { .. } | Self::DataDirUnset)
+        matches!(
+            self,
+            Self::InvalidOption { .. } | Self::DataDirUnset | Self::Pinned { .. }
+        )
     }
 
     /// An [`Error::InvalidArgument`].
@@ -131,6 +157,28 @@ impl fmt::Display for Error {
                 value,
                 expected,
             } => write!(f, "--{option} {value}: expected {expected}"),
+            Self::Pinned { file, differences } => write!(
+                f,
+                "{file} records an earlier run with other inputs: {}; rerun with the same \
+                 options and data to resume it, or pass --fresh to start over",
+                differences.join("; ")
+            ),
+            Self::Locked { output, lock } => write!(
+                f,
+                "{}: another gradcon process is writing it (it holds {}); wait for it to \
+                 finish or stop it",
+                output.display(),
+                lock.display()
+            ),
+            Self::Diverged {
+                attempt,
+                epoch,
+                step,
+            } => write!(
+                f,
+                "the training loss became NaN or infinite at epoch {epoch}, step {step} of \
+                 attempt {attempt}, with no restarts left (--restarts); try a smaller --lr"
+            ),
             Self::Cancelled { epoch } => {
                 write!(f, "training cancelled after {epoch} completed epochs")
             }

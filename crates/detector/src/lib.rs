@@ -48,7 +48,9 @@ pub mod parallel;
 pub mod train;
 
 pub use data::{Image, Pixels};
-pub use detector::{Detector, ScoreSettings, DEFAULT_BETA, DEFAULT_SCORE_BATCH, MAX_THREADS};
+pub use detector::{
+    Detector, Provenance, ScoreSettings, DEFAULT_BETA, DEFAULT_SCORE_BATCH, MAX_THREADS,
+};
 pub use error::{Error, Result};
 pub use model::gradcon::Score;
 pub use train::{Cancel, TrainConfig, Trained, Trainer};

@@ -1,4 +1,4 @@
-//! Keeping the thread pool's other workers awake through a training step, a validation pass
+//! Thread counts, and keeping the thread pool's other workers awake through a training step, a validation pass
 //! or a scoring run.
 //!
 //! A step runs about a hundred short parallel regions (validation and scoring batches too). Between two of them rayon's idle worker
@@ -14,6 +14,33 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Largest thread count a caller may ask for.
+pub const MAX_THREADS: usize = 256;
+
+/// Checks a thread count asked for by a caller: 1 to [`MAX_THREADS`] (0 does not mean "all
+/// cores" here; leave the count unset for that).
+pub fn check_threads(threads: usize) -> crate::Result<()> {
+    if (1..=MAX_THREADS).contains(&threads) {
+        Ok(())
+    } else {
+        Err(crate::Error::InvalidOption {
+            option: "threads",
+            value: threads.to_string(),
+            expected: "a number from 1 to 256",
+        })
+    }
+}
+
+/// A rayon pool of `threads` workers (checked with [`check_threads`]).
+pub fn thread_pool(threads: usize) -> crate::Result<rayon::ThreadPool> {
+    check_threads(threads)?;
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("gradcon-{i}"))
+        .build()
+        .map_err(|e| crate::Error::invalid("thread pool", e.to_string()))
+}
 
 /// How long one polling job looks for work before it makes way for a fresh one.
 pub const POLL_SLICE: Duration = Duration::from_micros(50);

@@ -201,7 +201,7 @@ fn refuses_absurd_lengths_behind_a_valid_checksum() {
 fn read_names_a_missing_file() {
     let e = Checkpoint::read(std::path::Path::new("no/such/ckpt.bin")).unwrap_err();
     assert!(
-        e.to_string().starts_with("no/such/ckpt.bin: read failed"),
+        e.to_string().starts_with("no/such/ckpt.bin: open failed"),
         "{e}"
     );
 }

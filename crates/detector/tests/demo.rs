@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
-use detector::eval::protocol::{run_protocol, SilentProtocol};
+use detector::eval::protocol::{run_protocol, ProtocolOptions, SilentProtocol};
 use detector::eval::DatasetKind;
-use detector::{TrainConfig, DEFAULT_BETA};
+use detector::TrainConfig;
 
 /// The mean GradCon AUROC the README states for `gradcon demo` (seed 0, 30 epochs).
 const README_MEAN_AUROC: f64 = 0.8936;
@@ -26,7 +26,7 @@ fn demo_reproduces_the_readme_mean_auroc() {
         &out,
         &classes,
         &config,
-        DEFAULT_BETA,
+        ProtocolOptions::default(),
         &mut SilentProtocol,
     );
     let _ = std::fs::remove_dir_all(&out);

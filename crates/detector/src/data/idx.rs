@@ -140,6 +140,9 @@ fn parse(name: &str, bytes: &[u8], magic: u32) -> Result<(Vec<usize>, Vec<u8>)> 
                 format!("dimensions {dims:?} claim more than {MAX_IDX_BYTES} bytes"),
             )
         })?;
+    if magic == IDX_IMAGES_MAGIC {
+        crate::io::fs::Limits::check_pixels(name, payload as u128)?;
+    }
     let data = match &mut decoder {
         Some(d) => {
             // Read at most one byte past the claim: enough to tell "too long" from "exact".

@@ -231,6 +231,10 @@ impl Dataset {
     /// Every image resized to `height x width`, each channel with PIL's antialiasing Lanczos
     /// filter ([`resize_lanczos`]), rounded back to u8.
     pub fn resized(&self, height: usize, width: usize) -> Result<Self> {
+        crate::io::fs::Limits::check_pixels(
+            "resize",
+            self.len() as u128 * (self.channels * height * width) as u128,
+        )?;
         let mut images = Vec::with_capacity(self.len() * self.channels * height * width);
         for i in 0..self.len() {
             images.extend(resize_lanczos_planes(

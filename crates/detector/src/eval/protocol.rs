@@ -14,10 +14,10 @@ use serde::{Deserialize, Serialize};
 use super::auroc::auroc;
 use super::split::{fold_split, holdout_split, OneClassSplit};
 use crate::data::{load_cifar10, load_fashion_mnist, load_mnist, Dataset, Split, NUM_CLASSES};
-use crate::io::fs::write_atomic;
+use crate::io::fs::{remove_stale_temporaries, write_atomic, OutputLock};
 use crate::model::gradcon::Score;
-use crate::train::{Observer, TrainConfig, Trainer};
-use crate::{Error, Result};
+use crate::train::{Observer, Pin, TrainConfig, Trainer};
+use crate::{Error, Result, ScoreSettings};
 
 /// The data sets the protocol knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +29,19 @@ pub enum DatasetKind {
 }
 
 impl DatasetKind {
+    /// An error naming `--class` unless `class` is one of the data set's classes.
+    pub fn check_class(self, class: u8) -> Result<()> {
+        if usize::from(class) < NUM_CLASSES {
+            Ok(())
+        } else {
+            Err(Error::InvalidOption {
+                option: "class",
+                value: class.to_string(),
+                expected: "a class of the data set, 0 to 9",
+            })
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Self::Mnist => "mnist",
@@ -119,6 +132,9 @@ pub struct ClassResult {
     pub test_images: usize,
     /// Wall time of this class (training and scoring) in seconds, summed over resumed runs.
     pub seconds: f64,
+    /// The options and data the class was trained with (absent in older results).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<Pin>,
 }
 
 /// The whole protocol's results (the JSON schema of `results.json`).
@@ -140,33 +156,81 @@ fn class_path(out: &Path, class: u8, ext: &str) -> PathBuf {
     out.join(format!("class_{class}.{ext}"))
 }
 
-/// Runs (or resumes) one class.
+/// Options of a protocol run that are not training options.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProtocolOptions {
+    /// Weight of the gradient term in the score.
+    pub beta: f64,
+    /// Retrain classes whose files in the output folder were written with other inputs.
+    pub fresh: bool,
+}
+
+impl Default for ProtocolOptions {
+    fn default() -> Self {
+        Self {
+            beta: crate::DEFAULT_BETA,
+            fresh: false,
+        }
+    }
+}
+
+/// Runs (or resumes) one class into `out`, holding the class's lock.
+///
+/// Its files: `class_<c>.ckpt` while training (resumed when it records the same options and
+/// data, removed once the result is written), `class_<c>.gcm` (the selected model) and
+/// `class_<c>.json` (the result, which records the options and data too: a rerun that
+/// matches reuses it, one with a larger `--epochs` retrains the class, any other is refused
+/// unless `fresh`).
 pub fn run_class(
     pool: &Pool,
     class: u8,
     config: &TrainConfig,
-    beta: f64,
+    options: ProtocolOptions,
     out: &Path,
-    observer: &mut dyn Observer,
+    observer: &mut dyn ProtocolObserver,
 ) -> Result<ClassResult> {
     let result_path = class_path(out, class, "json");
-    if let Ok(text) = std::fs::read_to_string(&result_path) {
-        if let Ok(done) = serde_json::from_str::<ClassResult>(&text) {
-            return Ok(done);
-        }
+    let ckpt = class_path(out, class, "ckpt");
+    let model_path = class_path(out, class, "gcm");
+    let _lock = OutputLock::acquire(&result_path)?;
+    for p in [&ckpt, &model_path] {
+        remove_stale_temporaries(p)?;
     }
-    let started = Instant::now();
     let split = pool.split(class, config.val_fraction, config.seed);
     let train_set = pool.images.take(&split.train)?;
     let val_set = pool.images.take(&split.val)?;
-    let state = Trainer::new(config.clone())?
+    let trainer = Trainer::new(config.clone())?
         .stream(u64::from(class))
-        .checkpoint(class_path(out, class, "ckpt"))
-        .fit_state(&train_set, &val_set, observer)?;
+        .source(format!("{} class {class}", pool.kind.name()))
+        .checkpoint(&ckpt);
+    let pin = trainer.pin(&train_set, &val_set);
+    if options.fresh {
+        remove_if_present(&ckpt)?;
+        remove_if_present(&result_path)?;
+    }
+    if let Some(done) = finished_result(&result_path, &pin)? {
+        observer.class_reused(&done, &result_path);
+        return Ok(done);
+    }
+    let state = {
+        let mut progress = observer.class_started(class);
+        trainer.fit_state(&train_set, &val_set, &mut *progress)?
+    };
+    let scoring = Instant::now();
     let mut model = state.selected();
-    model.save(class_path(out, class, "gcm"))?;
-    model.set_beta(beta)?;
+    model.check_finite(&model_path.display().to_string())?;
+    model.save(&model_path)?;
+    model.set_beta(options.beta)?;
     let scores = model.score_dataset(&pool.images, &split.test)?;
+    if let Some(i) = scores.iter().position(|s| !s.gradcon.is_finite()) {
+        return Err(Error::invalid(
+            "protocol",
+            format!(
+                "class {class}: the model scores NaN on test image {}",
+                split.test[i]
+            ),
+        ));
+    }
     let result = ClassResult {
         class,
         auroc: Aurocs::of(&scores, &split.test_is_normal)?,
@@ -183,11 +247,58 @@ pub fn run_class(
         train_images: split.train.len(),
         val_images: split.val.len(),
         test_images: split.test.len(),
-        seconds: started.elapsed().as_secs_f64(),
+        // Training time summed over resumed runs, and this run's scoring.
+        seconds: state.seconds + scoring.elapsed().as_secs_f64(),
+        pin: Some(pin),
     };
     let json = serde_json::to_string_pretty(&result).expect("plain data");
     write_atomic(&result_path, json.as_bytes())?;
+    remove_if_present(&ckpt)?;
     Ok(result)
+}
+
+/// The result in `path` if it records the run of `pin`; `None` when there is none or a larger
+/// `--epochs` asks for more; an error naming the differences otherwise.
+fn finished_result(path: &Path, pin: &Pin) -> Result<Option<ClassResult>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(path, "read", e)),
+    };
+    let done: ClassResult = serde_json::from_str(&text).map_err(|e| {
+        Error::format(
+            path.display().to_string(),
+            format!("not a class result: {e}"),
+        )
+    })?;
+    let pinned = |differences: Vec<String>| Error::Pinned {
+        file: path.display().to_string(),
+        differences,
+    };
+    let Some(recorded) = &done.pin else {
+        return Err(pinned(vec![
+            "it records no training options (written by an older version)".into(),
+        ]));
+    };
+    let differences = recorded.differences(pin);
+    if !differences.is_empty() {
+        return Err(pinned(differences));
+    }
+    match recorded.epochs_change(pin) {
+        None => Ok(Some(done)),
+        Some((was, now)) if now > was => Ok(None),
+        Some((was, now)) => Err(pinned(vec![format!(
+            "--epochs was {was}, now {now}: a finished class is not shortened"
+        )])),
+    }
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(path, "remove", e)),
+    }
 }
 
 /// What a protocol run reports besides each class's training progress.
@@ -196,6 +307,8 @@ pub trait ProtocolObserver {
     fn class_started(&mut self, class: u8) -> Box<dyn Observer + '_>;
     /// Class `class` is done (trained now, or found finished in the output folder).
     fn class_done(&mut self, _result: &ClassResult) {}
+    /// A class's result in the output folder records this run: it is reused.
+    fn class_reused(&mut self, _result: &ClassResult, _path: &Path) {}
 }
 
 /// A protocol observer that shows nothing.
@@ -215,11 +328,17 @@ pub fn run_protocol(
     out: &Path,
     classes: &[u8],
     config: &TrainConfig,
-    beta: f64,
+    options: ProtocolOptions,
     observer: &mut dyn ProtocolObserver,
 ) -> Result<ProtocolResult> {
     let started = Instant::now();
     config.validate()?;
+    let beta = options.beta;
+    ScoreSettings {
+        beta,
+        ..ScoreSettings::default()
+    }
+    .validate()?;
     if let Some(&c) = classes.iter().find(|&&c| usize::from(c) >= NUM_CLASSES) {
         return Err(Error::InvalidOption {
             option: "classes",
@@ -231,10 +350,7 @@ pub fn run_protocol(
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, "create folder", e))?;
     let mut rows = Vec::new();
     for &c in classes {
-        let r = {
-            let mut progress = observer.class_started(c);
-            run_class(&pool, c, config, beta, out, &mut *progress)?
-        };
+        let r = run_class(&pool, c, config, options, out, observer)?;
         observer.class_done(&r);
         rows.push(r);
     }

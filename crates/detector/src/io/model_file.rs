@@ -2,7 +2,9 @@
 //! [`TrainState`] map onto the checkpoint container ([`super::checkpoint`]).
 //!
 //! A model file holds `kind = "gradcon-model/1"`, `channels`, the 16 parameters under the
-//! authors' names, `ref_grad.{0..3}` and `ref_grad_count`. A checkpoint holds
+//! authors' names, `ref_grad.{0..3}` and `ref_grad_count`, and, when training wrote it,
+//! `provenance`: how it was trained, as JSON ([`crate::Provenance`]). Entries are only ever
+//! added, so older files keep loading and older readers skip what they do not know. A checkpoint holds
 //! `kind = "gradcon-train-state/1"` and everything a resume needs; its `best.*` entries are the
 //! selected model, which [`Detector`] loads from a checkpoint too.
 
@@ -82,6 +84,9 @@ impl Detector {
         c.put_str("kind", MODEL_KIND);
         c.put_u64("channels", self.channels() as u64);
         put_model(&mut c, "", self.autoencoder(), self.reference());
+        if let Some(p) = self.provenance() {
+            c.put_str("provenance", serde_json::to_string(p).expect("plain data"));
+        }
         c
     }
 
@@ -100,7 +105,13 @@ impl Detector {
             return Ok(TrainState::from_checkpoint(c)?.selected());
         }
         let (model, reference) = get_model(c, "", channels)?;
-        Ok(Detector::new(model, reference))
+        let mut detector = Detector::new(model, reference);
+        if c.contains("provenance") {
+            let p = serde_json::from_str(c.get_str("provenance")?)
+                .map_err(|e| json_error(c, "provenance", e))?;
+            detector.set_provenance(Some(p));
+        }
+        Ok(detector)
     }
 }
 
@@ -140,6 +151,10 @@ impl TrainState {
             serde_json::to_string(&self.restarts).expect("plain data"),
         );
         c.put_u64("finished", self.finished as u64);
+        if let Some(pin) = &self.pin {
+            c.put_str("pin", serde_json::to_string(pin).expect("plain data"));
+        }
+        c.put_f64("seconds", self.seconds);
         c
     }
 
@@ -195,6 +210,18 @@ impl TrainState {
             restarts: serde_json::from_str(c.get_str("restarts")?)
                 .map_err(|e| json_error(c, "restarts", e))?,
             finished: c.get_u64("finished")? != 0,
+            pin: match c.contains("pin") {
+                true => Some(
+                    serde_json::from_str(c.get_str("pin")?).map_err(|e| json_error(c, "pin", e))?,
+                ),
+                false => None,
+            },
+            seconds: if c.contains("seconds") {
+                c.get_f64("seconds")?
+            } else {
+                0.0
+            },
+            diverged: None,
             config,
         })
     }

@@ -18,6 +18,7 @@
 //! ```
 
 pub mod optim;
+pub mod pin;
 pub mod saturation;
 pub(crate) mod state;
 
@@ -31,6 +32,7 @@ use crate::data::Dataset;
 use crate::{Detector, Error, Result};
 use saturation::{Saturated, SaturationRule};
 
+pub use pin::Pin;
 pub use state::TrainState;
 
 /// Every option of a training run (PAPER.md's values by default).
@@ -144,6 +146,9 @@ pub trait Observer {
     fn saturated_without_restart(&mut self, _why: &Saturated) {}
     /// Training resumed from a checkpoint after `epoch` completed epochs of `attempt`.
     fn resumed(&mut self, _path: &Path, _attempt: usize, _epoch: usize) {}
+    /// The loss became NaN or infinite at `epoch`, `step`; training starts attempt
+    /// `next_attempt` afresh.
+    fn diverged(&mut self, _epoch: usize, _step: usize, _next_attempt: usize) {}
 }
 
 /// An observer that shows nothing.
@@ -222,6 +227,7 @@ impl Trained {
 pub struct Trainer {
     config: TrainConfig,
     stream: u64,
+    source: String,
     init: Init,
     checkpoint: Option<PathBuf>,
     cancel: Cancel,
@@ -234,6 +240,7 @@ impl Trainer {
         Ok(Self {
             config,
             stream: 0,
+            source: "the given images".into(),
             init: Init::Seeded,
             checkpoint: None,
             cancel: Cancel::new(),
@@ -247,6 +254,13 @@ impl Trainer {
         self
     }
 
+    /// Where the training images come from, as the run's [`Pin`] records it for messages
+    /// (e.g. `fashion-mnist class 3`, or a file name).
+    pub fn source(mut self, source: impl Into<String>) -> Self {
+        self.source = source.into();
+        self
+    }
+
     /// Start from `detector`'s weights (and reference gradients) instead of a seeded
     /// initialisation.
     pub fn init_from(mut self, detector: Detector) -> Self {
@@ -254,7 +268,8 @@ impl Trainer {
         self
     }
 
-    /// Save the training state to `path` after every epoch, and resume from it when it exists.
+    /// Save the training state to `path` after every epoch, and resume from it when it exists
+    /// and records the same options and data (see [`Pin`]).
     pub fn checkpoint(mut self, path: impl Into<PathBuf>) -> Self {
         self.checkpoint = Some(path.into());
         self
@@ -269,6 +284,15 @@ impl Trainer {
     /// The configuration.
     pub fn config(&self) -> &TrainConfig {
         &self.config
+    }
+
+    /// The pin of a run of this trainer on `train` and `val`.
+    pub fn pin(&self, train: &Dataset, val: &Dataset) -> Pin {
+        let mut pin = Pin::new(&self.config, self.stream, self.source.clone(), train, val);
+        if let Init::From(d) = &self.init {
+            pin.init = Some(pin::digest_bytes(&d.to_bytes()));
+        }
+        pin
     }
 
     /// Trains on `train`, validating on `val` when it is not empty.
@@ -289,11 +313,12 @@ impl Trainer {
         val: &Dataset,
         observer: &mut dyn Observer,
     ) -> Result<TrainState> {
+        let pin = self.pin(train, val);
         state::run(
             &self.config,
+            &pin,
             train,
             val,
-            self.stream,
             &self.init,
             self.checkpoint.as_deref(),
             &self.cancel,

@@ -1,11 +1,13 @@
 //! The training state and the epoch loop behind [`super::Trainer`].
 
 use std::path::Path;
+use std::time::Instant;
 
 use autograd::Tape;
 use core_tensor::{Rng, Tensor};
 
 use super::optim::{Adam, AdamConfig};
+use super::pin::Pin;
 use super::saturation::{health_stats, EpochHealth};
 use super::{Cancel, EpochRecord, Init, Observer, TrainConfig};
 use crate::data::Dataset;
@@ -49,6 +51,13 @@ pub struct TrainState {
     /// Why each restart happened.
     pub restarts: Vec<String>,
     pub finished: bool,
+    /// The options and data of the run (absent in checkpoints written before runs were
+    /// pinned).
+    pub pin: Option<Pin>,
+    /// Wall time of training so far, summed over resumed runs, in seconds.
+    pub seconds: f64,
+    /// Where the current attempt's loss stopped being finite (epoch, step), if it did.
+    pub(crate) diverged: Option<(usize, usize)>,
 }
 
 impl TrainState {
@@ -92,6 +101,9 @@ impl TrainState {
             history: Vec::new(),
             restarts: Vec::new(),
             finished: false,
+            pin: None,
+            seconds: 0.0,
+            diverged: None,
         }
     }
 
@@ -165,10 +177,18 @@ impl TrainState {
 
     /// The model training selected: the best-validation epoch's, or the last without validation.
     pub fn selected(&self) -> Detector {
-        match &self.best {
+        let mut d = match &self.best {
             Some(b) => Detector::new(b.model.clone(), b.reference.clone()),
             None => self.current(),
-        }
+        };
+        d.set_provenance(self.pin.as_ref().map(|pin| crate::Provenance {
+            pin: pin.clone(),
+            selected_epoch: self.selected_epoch(),
+            epochs_run: self.epoch,
+            restarts: self.restarts.clone(),
+            history: self.history.clone(),
+        }));
+        d
     }
 
     /// Epoch of the selected model.
@@ -189,13 +209,14 @@ impl TrainState {
 }
 
 /// Trains on `train` (validating on `val` when it is not empty) from `init`, saving a
-/// checkpoint to `checkpoint` after every epoch and resuming from it when it exists.
+/// checkpoint to `checkpoint` after every epoch and resuming from it when it exists and `pin`
+/// matches what it records.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn run(
     config: &TrainConfig,
+    pin: &Pin,
     train: &Dataset,
     val: &Dataset,
-    stream: u64,
     init: &Init,
     checkpoint: Option<&Path>,
     cancel: &Cancel,
@@ -205,36 +226,82 @@ pub(super) fn run(
         return Err(Error::invalid("train", "the training set is empty"));
     }
     config.validate()?;
-    let channels = train.channels();
+    let started = Instant::now();
     let mut state = match checkpoint.filter(|p| p.exists()) {
         Some(path) => {
             let s = TrainState::from_checkpoint(&Checkpoint::read(path)?)?;
-            let s = s.check_resumable(config, stream, path)?;
+            let s = s.resumable(config, pin, path)?;
             observer.resumed(path, s.attempt, s.epoch);
             s
         }
-        None => TrainState::fresh(config, channels, stream, 0, init),
+        None => TrainState::fresh(config, train.channels(), pin.stream, 0, init),
     };
-    state.config.epochs = config.epochs;
-    state.config.patience = config.patience;
-    let val_idx: Vec<usize> = (0..val.len()).collect();
-    let health_idx: Vec<usize> = if val.is_empty() {
-        (0..train.len().min(HEALTH_IMAGES_WITHOUT_VAL)).collect()
-    } else {
-        val_idx.clone()
+    state.pin = Some(pin.clone());
+    let seconds_before = state.seconds;
+    let run = Run {
+        config,
+        train,
+        val,
+        init,
+        health_idx: if val.is_empty() {
+            (0..train.len().min(HEALTH_IMAGES_WITHOUT_VAL)).collect()
+        } else {
+            (0..val.len()).collect()
+        },
     };
-    let health_set = if val.is_empty() { train } else { val };
     let mut order: Vec<usize> = (0..train.len()).collect();
     while !state.finished && state.epoch < config.epochs {
+        match run.epoch(&mut state, &mut order, cancel, observer)? {
+            Some(record) => run.judge(&mut state, record, observer),
+            None => run.restart_after_divergence(&mut state, observer)?,
+        }
+        if config.patience.is_some_and(|p| state.since_best >= p) {
+            state.finished = true;
+        }
+        state.seconds = seconds_before + started.elapsed().as_secs_f64();
+        if let Some(path) = checkpoint {
+            state.to_checkpoint().write_atomic(path)?;
+        }
+    }
+    state.finished = true;
+    state.seconds = seconds_before + started.elapsed().as_secs_f64();
+    Ok(state)
+}
+
+/// One training run's fixed inputs.
+struct Run<'a> {
+    config: &'a TrainConfig,
+    train: &'a Dataset,
+    val: &'a Dataset,
+    init: &'a Init,
+    /// The images the saturation monitor watches (of `val`, or of `train` without one).
+    health_idx: Vec<usize>,
+}
+
+impl Run<'_> {
+    /// Trains one epoch and validates; `None` when a batch's loss was not finite (the state
+    /// then records where, in `diverged`).
+    fn epoch(
+        &self,
+        state: &mut TrainState,
+        order: &mut [usize],
+        cancel: &Cancel,
+        observer: &mut dyn Observer,
+    ) -> Result<Option<EpochRecord>> {
+        let (config, train, val) = (self.config, self.train, self.val);
         order.sort_unstable();
         if config.shuffle {
-            state.shuffle_rng.shuffle(&mut order);
+            state.shuffle_rng.shuffle(order);
         }
         let batches = order.len().div_ceil(config.batch_size);
         observer.epoch_started(state.attempt, state.epoch + 1, batches);
         let (mut j_sum, mut mse_sum) = (0.0, 0.0);
-        for chunk in order.chunks(config.batch_size) {
+        for (step, chunk) in order.chunks(config.batch_size).enumerate() {
             let (j, mse) = state.step(&train.batch_tensor(chunk)?)?;
+            if !(j.is_finite() && mse.is_finite()) {
+                state.diverged = Some((state.epoch + 1, step + 1));
+                return Ok(None);
+            }
             j_sum += j * chunk.len() as f64;
             mse_sum += mse * chunk.len() as f64;
             observer.batch_done(j, chunk.len());
@@ -243,8 +310,13 @@ pub(super) fn run(
             }
         }
         state.epoch += 1;
-        let (vj, vmse, spread, dsig) = state.evaluate(health_set, &health_idx)?;
-        let record = EpochRecord {
+        let health_set = if val.is_empty() { train } else { val };
+        let (vj, vmse, spread, dsig) = state.evaluate(health_set, &self.health_idx)?;
+        if !(vj.is_finite() && vmse.is_finite()) {
+            state.diverged = Some((state.epoch, batches));
+            return Ok(None);
+        }
+        Ok(Some(EpochRecord {
             attempt: state.attempt,
             epoch: state.epoch,
             train_loss: j_sum / train.len() as f64,
@@ -254,8 +326,12 @@ pub(super) fn run(
             spread,
             sigmoid_derivative: dsig,
             health_mse: vmse,
-        };
-        if !val.is_empty() {
+        }))
+    }
+
+    /// Validation selection and the saturation monitor after an epoch.
+    fn judge(&self, state: &mut TrainState, record: EpochRecord, observer: &mut dyn Observer) {
+        if let Some(vj) = record.val_loss {
             if state.best.as_ref().is_none_or(|b| vj < b.val_loss) {
                 state.best = Some(Best {
                     model: state.model.clone(),
@@ -274,40 +350,66 @@ pub(super) fn run(
             .rev()
             .find(|r| r.attempt == state.attempt)
             .map(health_of);
-        let now = EpochHealth {
-            epoch: state.epoch,
-            val_mse: vmse,
-            spread,
-            sigmoid_derivative: dsig,
-        };
-        let verdict = config.saturation.judge(previous.as_ref(), &now);
+        let verdict = self
+            .config
+            .saturation
+            .judge(previous.as_ref(), &health_of(&record));
         observer.epoch_done(&record);
         state.history.push(record);
         if let Some(why) = verdict {
-            if state.attempt < config.restarts {
+            if state.attempt < self.config.restarts {
                 observer.restarted(&why, state.attempt + 1);
-                let mut next = TrainState::fresh(config, channels, stream, state.attempt + 1, init);
-                next.history = std::mem::take(&mut state.history);
-                next.restarts = std::mem::take(&mut state.restarts);
-                next.restarts
-                    .push(format!("attempt {}: {why}", state.attempt));
-                state = next;
+                let reason = format!("attempt {}: {why}", state.attempt);
+                self.restart(state, reason);
             } else {
                 observer.saturated_without_restart(&why);
             }
         }
-        if config.patience.is_some_and(|p| state.since_best >= p) {
-            state.finished = true;
-        }
-        if let Some(path) = checkpoint {
-            state.to_checkpoint().write_atomic(path)?;
-        }
     }
-    state.finished = true;
-    Ok(state)
+
+    /// After a non-finite loss: a fresh attempt while restarts remain, an error naming the
+    /// epoch and step otherwise.
+    fn restart_after_divergence(
+        &self,
+        state: &mut TrainState,
+        observer: &mut dyn Observer,
+    ) -> Result<()> {
+        let (epoch, step) = state.diverged.unwrap_or((state.epoch, 0));
+        if state.attempt >= self.config.restarts {
+            return Err(Error::Diverged {
+                attempt: state.attempt,
+                epoch,
+                step,
+            });
+        }
+        observer.diverged(epoch, step, state.attempt + 1);
+        let reason = format!(
+            "attempt {}: the training loss became NaN or infinite at epoch {epoch}, step {step}",
+            state.attempt
+        );
+        self.restart(state, reason);
+        Ok(())
+    }
+
+    /// Replaces `state` by the next attempt's fresh state, keeping the history.
+    fn restart(&self, state: &mut TrainState, reason: String) {
+        let mut next = TrainState::fresh(
+            self.config,
+            self.train.channels(),
+            state.stream,
+            state.attempt + 1,
+            self.init,
+        );
+        next.history = std::mem::take(&mut state.history);
+        next.restarts = std::mem::take(&mut state.restarts);
+        next.restarts.push(reason);
+        next.pin = state.pin.take();
+        next.seconds = state.seconds;
+        *state = next;
+    }
 }
 
-/// The monitor's view of an earlier epoch.
+/// The monitor's view of an epoch.
 fn health_of(r: &EpochRecord) -> EpochHealth {
     EpochHealth {
         epoch: r.epoch,
@@ -318,25 +420,41 @@ fn health_of(r: &EpochRecord) -> EpochHealth {
 }
 
 impl TrainState {
-    /// This state if it continues a run of `config` on `stream` (the number of epochs and the
-    /// patience may differ), or an error naming the checkpoint and the difference.
-    fn check_resumable(self, config: &TrainConfig, stream: u64, path: &Path) -> Result<Self> {
-        let mut a = self.config.clone();
-        let mut b = config.clone();
-        (a.epochs, a.patience) = (0, None);
-        (b.epochs, b.patience) = (0, None);
-        if a != b || self.stream != stream {
-            return Err(Error::invalid(
-                "resume",
-                format!(
-                    "checkpoint {} was written by another configuration ({:?}, stream {}); \
-                     remove it or use the same options",
-                    path.display(),
-                    self.config,
-                    self.stream
-                ),
-            ));
+    /// This state if a rerun with `config` and `pin` continues it: the same pinned options
+    /// and data, and at least as many epochs (more extend a run that stopped at its last
+    /// epoch). Otherwise an error naming the checkpoint and every difference.
+    fn resumable(mut self, config: &TrainConfig, pin: &Pin, path: &Path) -> Result<Self> {
+        let recorded = match &self.pin {
+            Some(p) => p.clone(),
+            // Written before runs were pinned: only the options can be compared.
+            None => Pin {
+                config: self.config.clone(),
+                stream: self.stream,
+                ..pin.clone()
+            },
+        };
+        let differences = recorded.differences(pin);
+        if !differences.is_empty() {
+            return Err(Error::Pinned {
+                file: path.display().to_string(),
+                differences,
+            });
         }
+        if config.epochs < self.config.epochs && self.epoch > config.epochs {
+            return Err(Error::Pinned {
+                file: path.display().to_string(),
+                differences: vec![format!(
+                    "--epochs was {}, now {}: the run is past epoch {}, so it cannot be \
+                     shortened",
+                    self.config.epochs, config.epochs, config.epochs
+                )],
+            });
+        }
+        let stopped_early = config.patience.is_some_and(|p| self.since_best >= p);
+        if self.finished && self.epoch < config.epochs && !stopped_early {
+            self.finished = false; // a larger --epochs extends the run
+        }
+        self.config.epochs = config.epochs;
         Ok(self)
     }
 }
