@@ -5,11 +5,132 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use detector::eval::DatasetKind;
 use detector::train::saturation::SaturationRule;
-use detector::{TrainConfig, DEFAULT_BETA};
+use detector::{Error, Result, ScoreSettings, TrainConfig, DEFAULT_BETA};
+
+/// Parses a command line (the program name first). `--lr -1` parses as a value, which the
+/// checks then refuse with a message naming the option, rather than as an unknown flag `-1`.
+pub fn parse<I, T>(args: I) -> std::result::Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let command = Cli::command()
+        .allow_negative_numbers(true)
+        .mut_subcommands(|s| s.allow_negative_numbers(true));
+    Cli::from_arg_matches(&command.try_get_matches_from(args)?)
+}
+
+fn bad(option: &'static str, value: impl ToString, expected: &'static str) -> Error {
+    Error::InvalidOption {
+        option,
+        value: value.to_string(),
+        expected,
+    }
+}
+
+fn check_beta(beta: f64) -> Result<()> {
+    ScoreSettings {
+        beta,
+        ..ScoreSettings::default()
+    }
+    .validate()
+}
+
+fn check_channels(channels: usize) -> Result<()> {
+    match channels {
+        1 | 3 => Ok(()),
+        c => Err(bad("channels", c, "1 or 3")),
+    }
+}
+
+/// Most images `bench` scores.
+pub const MAX_BENCH_IMAGES: usize = 1 << 24;
+
+impl Cli {
+    /// Checks every option of the command line before any work, with the library's own
+    /// checks where it has them: each refusal names the option.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(t) = self.global.threads {
+            detector::parallel::check_threads(t)?;
+        }
+        if self.global.max_file_mb == 0 {
+            return Err(bad("max-file-mb", 0, "at least 1"));
+        }
+        if self.global.max_megapixels == 0 {
+            return Err(bad("max-megapixels", 0, "at least 1"));
+        }
+        match &self.command {
+            Command::Demo(a) => TrainConfig {
+                epochs: a.epochs,
+                ..TrainConfig::default()
+            }
+            .validate(),
+            Command::Train(a) => {
+                a.train.config(0).validate()?;
+                check_channels(a.channels)?;
+                if let (Some(d), Some(c)) = (a.data.dataset, a.class) {
+                    DatasetKind::from(d).check_class(c)?;
+                }
+                Ok(())
+            }
+            Command::Score(a) => {
+                check_beta(a.beta)?;
+                if let Some(c) = a.normal_class {
+                    DatasetKind::Mnist.check_class(c).map_err(|_| {
+                        bad("normal-class", c, "a class of the labels, 0 to 9")
+                    })?;
+                }
+                if a.labels.is_some() != a.normal_class.is_some() {
+                    return Err(bad(
+                        "normal-class",
+                        a.normal_class.map_or("(missing)".into(), |c| c.to_string()),
+                        "--labels and --normal-class together",
+                    ));
+                }
+                Ok(())
+            }
+            Command::Eval(a) => {
+                check_beta(a.beta)?;
+                DatasetKind::from(a.data.dataset).check_class(a.class)
+            }
+            Command::Protocol(a) => {
+                a.train.config(5).validate()?;
+                check_beta(a.beta)?;
+                let kind = DatasetKind::from(a.data.dataset);
+                match &a.classes {
+                    Some(c) if c.is_empty() => Err(bad("classes", "(none)", "classes 0 to 9")),
+                    Some(c) => c.iter().try_for_each(|&c| kind.check_class(c)),
+                    None => Ok(()),
+                }
+            }
+            Command::Export(a) => {
+                if a.out.extension().is_some_and(|e| e == "safetensors") {
+                    Ok(())
+                } else {
+                    Err(bad(
+                        "out",
+                        a.out.display(),
+                        "a file name ending in .safetensors",
+                    ))
+                }
+            }
+            Command::Bench(a) => {
+                check_channels(a.channels)?;
+                if a.steps == 0 {
+                    return Err(bad("steps", 0, "at least 1"));
+                }
+                if !(1..=MAX_BENCH_IMAGES).contains(&a.images) {
+                    return Err(bad("images", a.images, "1 to 16777216"));
+                }
+                Ok(())
+            }
+        }
+    }
+}
 
 /// GradCon anomaly detection (Kwon et al., ECCV 2020) with a from-scratch Rust autograd engine.
 #[derive(Debug, Parser)]

@@ -22,6 +22,7 @@ use crate::progress::{Progress, ProtocolProgress};
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
+    cli.validate()?;
     detector::io::fs::Limits {
         max_file_bytes: cli.global.max_file_mb.saturating_mul(1 << 20),
         max_pixels: cli.global.max_megapixels.saturating_mul(1 << 20),

@@ -67,3 +67,15 @@ pub fn safetensors(data: &[u8]) {
         assert_eq!(back.model.num_params(), w.model.num_params());
     }
 }
+
+/// The model loader: `.gcm`, checkpoint or safetensors bytes, with the finiteness check. An
+/// accepted model must re-encode and load back equal, and score an image.
+pub fn model(data: &[u8]) {
+    if let Ok(d) = crate::Detector::from_bytes("fuzz", data) {
+        let back = crate::Detector::from_bytes("fuzz", &d.to_bytes()).expect("round trip");
+        assert_eq!(back, d);
+        let img = crate::Image::from_u8(d.channels(), 4, 4, vec![9; d.channels() * 16])
+            .expect("a valid image");
+        assert!(d.score(&img).is_ok());
+    }
+}

@@ -16,12 +16,13 @@ use detector::io::checkpoint::Checkpoint;
 
 type Target = (&'static str, fn(&[u8]));
 
-const TARGETS: [Target; 5] = [
+const TARGETS: [Target; 6] = [
     ("idx", fuzz_entry::idx),
     ("cifar", fuzz_entry::cifar),
     ("png", fuzz_entry::png),
     ("checkpoint", fuzz_entry::checkpoint),
     ("safetensors", fuzz_entry::safetensors),
+    ("model", fuzz_entry::model),
 ];
 
 fn corpus_dir(target: &str) -> PathBuf {
