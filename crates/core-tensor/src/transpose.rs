@@ -1,4 +1,6 @@
-//! Matrix transposition between the NCHW tensors and the NHWC scratch images.
+//! Block transposition: NCHW tensors to and from the NHWC scratch images of the convolutions,
+//! NCHW to NHWC relayouts, and GEMM's packing of a transposed `B`. It sits below all of them
+//! and imports none.
 //!
 //! `dst[j dst_stride + i] = src[i src_stride + j]` for `i < rows`, `j < cols`. For `f32` on the
 //! AVX2 and AVX-512 paths, 8 x 8 blocks are transposed in registers (unpack, shuffle and lane
