@@ -79,15 +79,6 @@ impl Isa {
     pub(crate) fn record(self) {
         CALLS[self as usize].fetch_add(1, Ordering::Relaxed);
     }
-
-    /// `self` if the CPU supports it, otherwise the error a caller can report.
-    pub fn checked(self) -> crate::Result<Isa> {
-        if self.is_supported() {
-            Ok(self)
-        } else {
-            Err(crate::TensorError::IsaUnavailable(self))
-        }
-    }
 }
 
 impl fmt::Display for Isa {

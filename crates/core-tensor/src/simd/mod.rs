@@ -12,7 +12,7 @@
 use rayon::prelude::*;
 
 use crate::element::{Binary, Unary};
-use crate::Isa;
+use crate::{Element, Isa};
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -59,7 +59,7 @@ fn enter(isa: Isa) {
 }
 
 /// Sums fixed chunks with `kernel`, then adds the partials in chunk order.
-pub(crate) fn chunked_sum<T: crate::Element>(a: &[T], kernel: impl Fn(&[T]) -> T + Sync) -> T {
+pub(crate) fn chunked_sum<T: Element>(a: &[T], kernel: impl Fn(&[T]) -> T + Sync) -> T {
     let partials: Vec<T> = if a.len() >= PAR_REDUCE_MIN {
         a.par_chunks(REDUCE_CHUNK).map(&kernel).collect()
     } else {
@@ -69,7 +69,7 @@ pub(crate) fn chunked_sum<T: crate::Element>(a: &[T], kernel: impl Fn(&[T]) -> T
 }
 
 /// Dot product over fixed chunks, partials added in chunk order.
-pub(crate) fn chunked_dot<T: crate::Element>(
+pub(crate) fn chunked_dot<T: Element>(
     a: &[T],
     b: &[T],
     kernel: impl Fn(&[T], &[T]) -> T + Sync,
@@ -100,7 +100,7 @@ fn map_chunks(x: &[f32], out: &mut [f32], kernel: impl Fn(&[f32], &mut [f32]) + 
     }
 }
 
-pub(crate) fn unary_f32(isa: Isa, op: Unary, x: &[f32], out: &mut [f32]) {
+fn unary_f32(isa: Isa, op: Unary, x: &[f32], out: &mut [f32]) {
     assert_eq!(x.len(), out.len(), "unary {op:?}: lengths differ");
     enter(isa);
     map_chunks(x, out, |x, o| match isa {
@@ -116,7 +116,7 @@ pub(crate) fn unary_f32(isa: Isa, op: Unary, x: &[f32], out: &mut [f32]) {
     })
 }
 
-pub(crate) fn binary_f32(isa: Isa, op: Binary, a: &[f32], b: &[f32], out: &mut [f32]) {
+fn binary_f32(isa: Isa, op: Binary, a: &[f32], b: &[f32], out: &mut [f32]) {
     assert!(
         a.len() == out.len() && b.len() == out.len(),
         "binary {op:?}: lengths differ"
@@ -143,7 +143,7 @@ pub(crate) fn binary_f32(isa: Isa, op: Binary, a: &[f32], b: &[f32], out: &mut [
     }
 }
 
-pub(crate) fn scale_f32(isa: Isa, alpha: f32, x: &[f32], out: &mut [f32]) {
+fn scale_f32(isa: Isa, alpha: f32, x: &[f32], out: &mut [f32]) {
     assert_eq!(x.len(), out.len(), "scale: lengths differ");
     enter(isa);
     map_chunks(x, out, |x, o| match isa {
@@ -159,7 +159,7 @@ pub(crate) fn scale_f32(isa: Isa, alpha: f32, x: &[f32], out: &mut [f32]) {
     })
 }
 
-pub(crate) fn axpy_f32(isa: Isa, alpha: f32, x: &[f32], y: &mut [f32]) {
+fn axpy_f32(isa: Isa, alpha: f32, x: &[f32], y: &mut [f32]) {
     assert_eq!(x.len(), y.len(), "axpy: lengths differ");
     enter(isa);
     map_chunks(x, y, |x, y| match isa {
@@ -181,13 +181,7 @@ pub(crate) fn axpy_f32(isa: Isa, alpha: f32, x: &[f32], y: &mut [f32]) {
 ///
 /// # Panics
 /// If a term reaches past `src`, or the lengths do not divide as stated.
-pub(crate) fn shifted_sum_f32(
-    isa: Isa,
-    offsets: &[usize],
-    weights: &[f32],
-    src: &[f32],
-    out: &mut [f32],
-) {
+fn shifted_sum_f32(isa: Isa, offsets: &[usize], weights: &[f32], src: &[f32], out: &mut [f32]) {
     if offsets.is_empty() {
         return;
     }
@@ -218,7 +212,7 @@ pub(crate) fn shifted_sum_f32(
     }
 }
 
-pub(crate) fn sum_f32(isa: Isa, a: &[f32]) -> f32 {
+fn sum_f32(isa: Isa, a: &[f32]) -> f32 {
     enter(isa);
     chunked_sum(a, |c| match isa {
         Isa::Scalar => scalar::sum(c),
@@ -233,7 +227,7 @@ pub(crate) fn sum_f32(isa: Isa, a: &[f32]) -> f32 {
     })
 }
 
-pub(crate) fn dot_f32(isa: Isa, a: &[f32], b: &[f32]) -> f32 {
+fn dot_f32(isa: Isa, a: &[f32], b: &[f32]) -> f32 {
     enter(isa);
     chunked_dot(a, b, |x, y| match isa {
         Isa::Scalar => scalar::dot(x, y),
@@ -246,4 +240,98 @@ pub(crate) fn dot_f32(isa: Isa, a: &[f32], b: &[f32]) -> f32 {
         #[cfg(not(target_arch = "x86_64"))]
         _ => unreachable!(),
     })
+}
+
+// The element types' kernels: `f32` on the named path, `f64` on the scalar loops (recorded
+// under the named path).
+
+macro_rules! impl_float_basics {
+    ($t:ty) => {
+        const ZERO: Self = 0.0;
+        const ONE: Self = 1.0;
+        const NAME: &'static str = stringify!($t);
+        #[inline]
+        fn from_f64(v: f64) -> Self {
+            v as $t
+        }
+        #[inline]
+        fn to_f64(self) -> f64 {
+            self as f64
+        }
+        #[inline]
+        fn sqrt(self) -> Self {
+            <$t>::sqrt(self)
+        }
+        #[inline]
+        fn exp(self) -> Self {
+            <$t>::exp(self)
+        }
+        #[inline]
+        fn max(self, other: Self) -> Self {
+            <$t>::max(self, other)
+        }
+        #[inline]
+        fn is_finite(self) -> bool {
+            <$t>::is_finite(self)
+        }
+    };
+}
+
+impl Element for f32 {
+    impl_float_basics!(f32);
+
+    fn unary(isa: Isa, op: Unary, x: &[f32], out: &mut [f32]) {
+        unary_f32(isa, op, x, out)
+    }
+    fn binary(isa: Isa, op: Binary, a: &[f32], b: &[f32], out: &mut [f32]) {
+        binary_f32(isa, op, a, b, out)
+    }
+    fn scale(isa: Isa, alpha: f32, x: &[f32], out: &mut [f32]) {
+        scale_f32(isa, alpha, x, out)
+    }
+    fn axpy(isa: Isa, alpha: f32, x: &[f32], y: &mut [f32]) {
+        axpy_f32(isa, alpha, x, y)
+    }
+    fn sum_slice(isa: Isa, a: &[f32]) -> f32 {
+        sum_f32(isa, a)
+    }
+    fn dot_slice(isa: Isa, a: &[f32], b: &[f32]) -> f32 {
+        dot_f32(isa, a, b)
+    }
+    fn shifted_sum(isa: Isa, offsets: &[usize], weights: &[f32], src: &[f32], out: &mut [f32]) {
+        shifted_sum_f32(isa, offsets, weights, src, out)
+    }
+}
+
+impl Element for f64 {
+    impl_float_basics!(f64);
+
+    fn unary(isa: Isa, op: Unary, x: &[f64], out: &mut [f64]) {
+        isa.record();
+        scalar::unary(op, x, out)
+    }
+    fn binary(isa: Isa, op: Binary, a: &[f64], b: &[f64], out: &mut [f64]) {
+        isa.record();
+        scalar::binary(op, a, b, out)
+    }
+    fn scale(isa: Isa, alpha: f64, x: &[f64], out: &mut [f64]) {
+        isa.record();
+        scalar::scale(alpha, x, out)
+    }
+    fn axpy(isa: Isa, alpha: f64, x: &[f64], y: &mut [f64]) {
+        isa.record();
+        scalar::axpy(alpha, x, y)
+    }
+    fn sum_slice(isa: Isa, a: &[f64]) -> f64 {
+        isa.record();
+        chunked_sum(a, scalar::sum)
+    }
+    fn shifted_sum(isa: Isa, offsets: &[usize], weights: &[f64], src: &[f64], out: &mut [f64]) {
+        isa.record();
+        scalar::shifted_sum(offsets, weights, src, out)
+    }
+    fn dot_slice(isa: Isa, a: &[f64], b: &[f64]) -> f64 {
+        isa.record();
+        chunked_dot(a, b, scalar::dot)
+    }
 }
