@@ -1,4 +1,5 @@
-//! Vector kernels: one portable path and the x86-64 SIMD paths, chosen by an [`Isa`] value.
+//! Vector kernels: the scalar loops, the portable SIMD path and the x86-64 SIMD paths, chosen by
+//! an [`Isa`] value.
 //!
 //! Every f32 entry point here checks lengths, checks that the CPU supports the named path
 //! (running AVX code on a CPU without it would be undefined behaviour), records the call for
@@ -6,8 +7,9 @@
 //! fixed chunks of [`REDUCE_CHUNK`] values whose partial results are combined in order, so a
 //! result never depends on how many threads computed the chunks.
 //!
-//! The AVX2 and AVX-512 paths share one set of loop bodies (`lanes`), generic over the register
-//! type, which each path compiles inside its own `#[target_feature]` wrappers.
+//! The SIMD paths share one set of loop bodies (`lanes`), generic over the register type: the
+//! AVX2 and AVX-512 paths compile them inside their own `#[target_feature]` wrappers, the
+//! portable path (`portable`, the `wide` crate) for whatever the build's target has.
 
 use rayon::prelude::*;
 
@@ -18,8 +20,8 @@ use crate::{Element, Isa};
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
-#[cfg(target_arch = "x86_64")]
 mod lanes;
+mod portable;
 pub mod scalar;
 
 /// Values per reduction chunk: partial sums of this many values are combined in a fixed order.
@@ -43,11 +45,15 @@ pub const PAR_MAP_MIN: usize = 1 << 18;
 
 /// Bound on the relative error of `exp` against `f64::exp` for inputs whose result is a normal
 /// f32. Measured over every f32 in `[-87, 88]` (2.2e9 values): AVX2 and AVX-512 `8.906e-8`
-/// (`0.75 eps`, worst at `x = 5.2011814`), scalar (`f32::exp`) `5.96e-8`.
+/// (`0.75 eps`, worst at `x = 5.2011814`), portable on x86-64 (SSE2, no fused multiply-add, so
+/// its own range reduction and final sum, see `lanes::exp`) `7.950e-8` (`0.67 eps`, worst at
+/// `x = 5.2005806`), scalar (`f32::exp`) `5.96e-8`. The portable path with a fused
+/// multiply-add (aarch64) runs the AVX paths' formula, whose bound this is; it is not measured
+/// here (only x86-64 is built and tested).
 pub const EXP_MAX_REL_ERR: f64 = 9.0e-8;
 /// Bound on the relative error of `sigmoid` against the f64 sigmoid. Measured over every f32 in
-/// `[-87, 88]`: AVX2 and AVX-512 `1.778e-7` (`1.49 eps`, worst at `x = -5.2631454`), scalar
-/// `1.769e-7`.
+/// `[-87, 88]`: AVX2 and AVX-512 `1.778e-7` (`1.49 eps`, worst at `x = -5.2631454`), portable
+/// on x86-64 (SSE2) `1.774e-7` (worst at `x = -10.391359`), scalar `1.769e-7`.
 pub const SIGMOID_MAX_REL_ERR: f64 = 1.8e-7;
 
 fn enter(isa: Isa) {
@@ -56,6 +62,30 @@ fn enter(isa: Isa) {
         "the {isa} kernels cannot run on this CPU"
     );
     isa.record();
+}
+
+/// `$f($args)` on the path `$isa`: `scalar::$f`, the shared body `lanes::$f` on the portable
+/// register, or the `avx2` / `avx512` wrapper of it. Every caller has run [`enter`] and checked
+/// the bounds its kernel's `# Safety` section states beyond the CPU's support.
+macro_rules! on_path {
+    ($isa:expr, $f:ident($($arg:expr),* $(,)?)) => {
+        match $isa {
+            Isa::Scalar => scalar::$f($($arg),*),
+            // SAFETY: the portable lanes use only instructions of the build's target, which
+            // every CPU running the binary has; the bounds are the caller's (see above).
+            Isa::Portable => unsafe { lanes::$f::<portable::Reg>($($arg),*) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `enter` checked that the CPU supports AVX2 and FMA; the bounds are the
+            // caller's (see above).
+            Isa::Avx2 => unsafe { avx2::$f($($arg),*) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `enter` checked that the CPU supports AVX-512F; the bounds are the
+            // caller's (see above).
+            Isa::Avx512 => unsafe { avx512::$f($($arg),*) },
+            #[cfg(not(target_arch = "x86_64"))]
+            Isa::Avx2 | Isa::Avx512 => unreachable!("`enter` admits no x86 path on this target"),
+        }
+    };
 }
 
 /// Sums fixed chunks with `kernel`, then adds the partials in chunk order.
@@ -103,17 +133,7 @@ fn map_chunks(x: &[f32], out: &mut [f32], kernel: impl Fn(&[f32], &mut [f32]) + 
 fn unary_f32(isa: Isa, op: Unary, x: &[f32], out: &mut [f32]) {
     assert_eq!(x.len(), out.len(), "unary {op:?}: lengths differ");
     enter(isa);
-    map_chunks(x, out, |x, o| match isa {
-        Isa::Scalar => scalar::unary(op, x, o),
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `enter` checked that the CPU supports AVX2 and FMA.
-        Isa::Avx2 => unsafe { avx2::unary(op, x, o) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `enter` checked that the CPU supports AVX-512F.
-        Isa::Avx512 => unsafe { avx512::unary(op, x, o) },
-        #[cfg(not(target_arch = "x86_64"))]
-        _ => unreachable!(),
-    })
+    map_chunks(x, out, |x, o| on_path!(isa, unary(op, x, o)))
 }
 
 fn binary_f32(isa: Isa, op: Binary, a: &[f32], b: &[f32], out: &mut [f32]) {
@@ -122,17 +142,7 @@ fn binary_f32(isa: Isa, op: Binary, a: &[f32], b: &[f32], out: &mut [f32]) {
         "binary {op:?}: lengths differ"
     );
     enter(isa);
-    let run = |a: &[f32], b: &[f32], o: &mut [f32]| match isa {
-        Isa::Scalar => scalar::binary(op, a, b, o),
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `enter` checked that the CPU supports AVX2 and FMA.
-        Isa::Avx2 => unsafe { avx2::binary(op, a, b, o) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `enter` checked that the CPU supports AVX-512F.
-        Isa::Avx512 => unsafe { avx512::binary(op, a, b, o) },
-        #[cfg(not(target_arch = "x86_64"))]
-        _ => unreachable!(),
-    };
+    let run = |a: &[f32], b: &[f32], o: &mut [f32]| on_path!(isa, binary(op, a, b, o));
     if out.len() >= PAR_MAP_MIN {
         a.par_chunks(REDUCE_CHUNK)
             .zip(b.par_chunks(REDUCE_CHUNK))
@@ -146,33 +156,13 @@ fn binary_f32(isa: Isa, op: Binary, a: &[f32], b: &[f32], out: &mut [f32]) {
 fn scale_f32(isa: Isa, alpha: f32, x: &[f32], out: &mut [f32]) {
     assert_eq!(x.len(), out.len(), "scale: lengths differ");
     enter(isa);
-    map_chunks(x, out, |x, o| match isa {
-        Isa::Scalar => scalar::scale(alpha, x, o),
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `enter` checked that the CPU supports AVX2 and FMA.
-        Isa::Avx2 => unsafe { avx2::scale(alpha, x, o) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `enter` checked that the CPU supports AVX-512F.
-        Isa::Avx512 => unsafe { avx512::scale(alpha, x, o) },
-        #[cfg(not(target_arch = "x86_64"))]
-        _ => unreachable!(),
-    })
+    map_chunks(x, out, |x, o| on_path!(isa, scale(alpha, x, o)))
 }
 
 fn axpy_f32(isa: Isa, alpha: f32, x: &[f32], y: &mut [f32]) {
     assert_eq!(x.len(), y.len(), "axpy: lengths differ");
     enter(isa);
-    map_chunks(x, y, |x, y| match isa {
-        Isa::Scalar => scalar::axpy(alpha, x, y),
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `enter` checked that the CPU supports AVX2 and FMA.
-        Isa::Avx2 => unsafe { avx2::axpy(alpha, x, y) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `enter` checked that the CPU supports AVX-512F.
-        Isa::Avx512 => unsafe { avx512::axpy(alpha, x, y) },
-        #[cfg(not(target_arch = "x86_64"))]
-        _ => unreachable!(),
-    })
+    map_chunks(x, y, |x, y| on_path!(isa, axpy(alpha, x, y)))
 }
 
 /// `out[j n + i] += sum_t w[t k + j] src[off_t + i]` for `k = weights.len() / offsets.len()`
@@ -199,47 +189,17 @@ fn shifted_sum_f32(isa: Isa, offsets: &[usize], weights: &[f32], src: &[f32], ou
         "shifted_sum: a term reaches past the source"
     );
     enter(isa);
-    match isa {
-        Isa::Scalar => scalar::shifted_sum(offsets, weights, src, out),
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `enter` checked that the CPU supports AVX2 and FMA; the bounds are asserted.
-        Isa::Avx2 => unsafe { avx2::shifted_sum(offsets, weights, src, out) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `enter` checked that the CPU supports AVX-512F; the bounds are asserted.
-        Isa::Avx512 => unsafe { avx512::shifted_sum(offsets, weights, src, out) },
-        #[cfg(not(target_arch = "x86_64"))]
-        _ => unreachable!(),
-    }
+    on_path!(isa, shifted_sum(offsets, weights, src, out))
 }
 
 fn sum_f32(isa: Isa, a: &[f32]) -> f32 {
     enter(isa);
-    chunked_sum(a, |c| match isa {
-        Isa::Scalar => scalar::sum(c),
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `enter` checked that the CPU supports AVX2 and FMA.
-        Isa::Avx2 => unsafe { avx2::sum(c) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `enter` checked that the CPU supports AVX-512F.
-        Isa::Avx512 => unsafe { avx512::sum(c) },
-        #[cfg(not(target_arch = "x86_64"))]
-        _ => unreachable!(),
-    })
+    chunked_sum(a, |c| on_path!(isa, sum(c)))
 }
 
 fn dot_f32(isa: Isa, a: &[f32], b: &[f32]) -> f32 {
     enter(isa);
-    chunked_dot(a, b, |x, y| match isa {
-        Isa::Scalar => scalar::dot(x, y),
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `enter` checked that the CPU supports AVX2 and FMA.
-        Isa::Avx2 => unsafe { avx2::dot(x, y) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `enter` checked that the CPU supports AVX-512F.
-        Isa::Avx512 => unsafe { avx512::dot(x, y) },
-        #[cfg(not(target_arch = "x86_64"))]
-        _ => unreachable!(),
-    })
+    chunked_dot(a, b, |x, y| on_path!(isa, dot(x, y)))
 }
 
 // The element types' kernels: `f32` on the named path, `f64` on the scalar loops (recorded
