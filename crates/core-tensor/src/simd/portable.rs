@@ -5,9 +5,9 @@
 //! elsewhere. Nothing here uses `std::arch` or run-time detection, so this path runs on every
 //! CPU the binary runs on; its `Lanes` methods are `unsafe` only because the trait's are.
 //!
-//! Partial loads and stores go through a stack buffer of one register (`wide` has no masked
-//! memory operations): the lanes past the slice are neither read nor written, as on the AVX
-//! paths. [`Lanes::mul_add`] is fused where `wide` fuses it (x86 built with FMA, aarch64) and
+//! Partial loads and stores (`wide` has no masked memory operations) read or write the lanes
+//! that exist one length at a time: the lanes past the slice are neither read nor written, as on
+//! the AVX paths. [`Lanes::mul_add`] is fused where `wide` fuses it (x86 built with FMA, aarch64) and
 //! two roundings otherwise, which [`Lanes::FUSED`] reports to the kernels.
 
 use std::ptr;
@@ -17,9 +17,11 @@ use wide::{f32x4, i32x4};
 use super::lanes::Lanes;
 
 /// The register of the portable path: four lanes, one 128-bit register on SSE2, NEON and
-/// simd128. Eight-lane `f32x8` (two registers per value on those targets) was measured too and
-/// was no faster on the elementwise maps and slower on the register-tiled kernels, whose
-/// register counts are sized for sixteen registers of one vector each (see BENCHMARKS.md).
+/// simd128. Eight-lane `f32x8` (two registers per value on those targets) was measured too, on
+/// SSE2 on one thread: 13-20 % faster on `exp` and `sigmoid` (longer loop bodies), but slower on
+/// `sum` (17-19 against 24 Gelem/s) and on the shifted sums of the narrow convolutions (1.05-1.1x
+/// against 1.33x the scalar path), whose register counts are sized for sixteen registers of one
+/// vector each.
 pub(super) type Reg = f32x4;
 
 /// Whether `wide`'s `mul_add` rounds once on this build's target, as its documentation states:
@@ -61,17 +63,33 @@ impl Lanes for f32x4 {
     }
     #[inline(always)]
     unsafe fn load_part(p: *const f32, n: usize) -> Self {
-        let mut buf = [0.0f32; 4];
-        // SAFETY: `p` is valid for `n <= 4` reads (this fn's contract) and the buffer holds 4;
-        // a local buffer cannot overlap the caller's memory.
-        unsafe { ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), n.min(4)) };
-        f32x4::new(buf)
+        // One arm per length rather than a copy of `n` values: a variable-length copy becomes a
+        // call to `memcpy`, which the shifted sums' tails (many short rows) would pay per term.
+        // SAFETY: `p` is valid for `n` reads (this fn's contract); each arm reads `[0, n)`.
+        let v = unsafe {
+            match n {
+                0 => [0.0; 4],
+                1 => [*p, 0.0, 0.0, 0.0],
+                2 => [*p, *p.add(1), 0.0, 0.0],
+                3 => [*p, *p.add(1), *p.add(2), 0.0],
+                _ => return Self::load(p),
+            }
+        };
+        f32x4::new(v)
     }
     #[inline(always)]
     unsafe fn store_part(self, p: *mut f32, n: usize) {
-        let buf = self.to_array();
-        // SAFETY: `p` is valid for `n <= 4` writes (this fn's contract); the buffer is local.
-        unsafe { ptr::copy_nonoverlapping(buf.as_ptr(), p, n.min(4)) }
+        let v = self.to_array();
+        // SAFETY: `p` is valid for `n` writes (this fn's contract); each arm writes `[0, n)`.
+        unsafe {
+            match n {
+                0 => {}
+                1 => *p = v[0],
+                2 => ptr::copy_nonoverlapping(v.as_ptr(), p, 2),
+                3 => ptr::copy_nonoverlapping(v.as_ptr(), p, 3),
+                _ => self.store(p),
+            }
+        }
     }
     #[inline(always)]
     unsafe fn add(self, o: Self) -> Self {
@@ -131,8 +149,11 @@ impl Lanes for f32x4 {
     unsafe fn mul_pow2(self, n: Self) -> Self {
         // As on AVX2: `2^n = 2^h 2^(n-h)` with `h = floor(n / 2)`, each factor a normal f32
         // built from its exponent bits, the first product exact, the second rounding once. `n`
-        // is integral and small, so the conversion to integers is exact on every target.
-        let n: i32x4 = n.round_int();
+        // is integral and small, so the conversion to integers is exact on every target; the
+        // unchecked conversion (one instruction on SSE2, where `round_int` takes five) leaves a
+        // NaN lane's integer unspecified, but that lane's `self` is NaN already (as `n` is, so
+        // was `exp`'s argument) and stays NaN whatever the factors.
+        let n: i32x4 = n.fast_round_int();
         let h = n >> 1;
         let k = n - h;
         let bias = i32x4::splat(127);
