@@ -199,21 +199,24 @@ mod portable {
     use super::TileArgs;
 
     /// Tile rows.
-    pub(super) const MR: usize = 6;
+    pub(super) const MR: usize = 4;
     /// Tile columns: `NV` vectors of four.
     pub(super) const NR: usize = 4 * NV;
-    const NV: usize = 2;
+    const NV: usize = 4;
 
     /// The body: `MR` rows x `NR` columns in `MR NV` accumulators, one broadcast of the left
-    /// operand per row and step. Sized for sixteen vector registers (SSE2 has no more): twelve
-    /// accumulators, two of the right operand and the broadcast. `mul_add` rounds twice where
-    /// `wide` has no fused multiply-add (SSE2), as the scalar kernel does.
+    /// operand per row and step. `mul_add` rounds twice where `wide` has no fused multiply-add
+    /// (SSE2), as the scalar kernel does.
     ///
-    /// Measured on SSE2, one thread, sgemm 64..512: 6 x 8, 5 x 8 and 4 x 16 within 3 % of each
-    /// other (about 35 GFLOP/s, the multiply-plus-add ceiling of SSE2 on this CPU, which the
-    /// compiler's own vectorisation of the scalar kernel reaches too); 8 x 8, 4 x 12 and 3 x 16
-    /// 10-25 % slower. Of the fast ones, 8 columns waste the least of a tile on layers with few
-    /// output channels.
+    /// The shape, 4 x 16, was measured on SSE2 on one thread against 6 x 8, 5 x 8, 8 x 8,
+    /// 4 x 12, 3 x 16 and 8 x 4. On sgemm 64..512, 4 x 16, 6 x 8 and 5 x 8 ran within 3 % of
+    /// each other (about 35 GFLOP/s, the multiply-plus-add ceiling of SSE2 on this CPU, which
+    /// the compiler's vectorisation of the scalar kernel reaches too) and the others 10-25 %
+    /// slower. On the GradCon layers (CPU time), 6 x 8 ran the adjoint convolutions
+    /// (`enc3.input_grad`, `dec1.forward`, `dec2.forward`) at 0.90-0.91x the scalar path and
+    /// 4 x 16 at 0.98-1.01x: 6 x 8 broadcasts half again as often per multiply-add, and an SSE2
+    /// broadcast is a load and a shuffle. Sixteen accumulators take all of SSE2's sixteen
+    /// registers, leaving none for the right operand (NEON has 32).
     ///
     /// # Safety
     /// See `Kernel::run`.
