@@ -1,10 +1,10 @@
 //! The per-thread buffer pools: recycled tensor buffers and the kernels' scratch space.
 //!
-//! Two pools per thread, one best-fit search ([`best_fit`]):
-//! - tensor buffers ([`zeroed`], [`for_overwrite`], [`recycle`]): typed `Vec<T>`s handed out
-//!   for good and returned when a tensor is dropped;
-//! - scratch ([`with_scratch`]): untyped words lent to a kernel for the length of one call
-//!   (packed panels, padded images), reused across calls so kernels do not allocate per example.
+//! Two pools per thread, one best-fit search (`best_fit`):
+//! - tensor buffers ([`zeroed`], `for_overwrite`, [`recycle`]): typed `Vec<T>`s handed out for
+//!   good and returned when a tensor is dropped;
+//! - scratch (`with_scratch`): untyped words lent to a kernel for the length of one call (packed
+//!   panels, padded images), reused across calls so kernels do not allocate per example.
 //!
 //! A training step allocates and frees the same few dozen activation-sized buffers every time.
 //! Fresh large allocations come from the operating system as unmapped pages, so each one costs
