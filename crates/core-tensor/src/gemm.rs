@@ -1,7 +1,7 @@
 //! Matrix multiplication: `C <- alpha op(A) op(B) + beta C`.
 //!
 //! `f32` runs this crate's own register-tile kernels (module `kernels`) on the named [`Isa`] path;
-//! `f64` runs the same driver with the portable kernel. Every entry of `C` is a sum over `k` in
+//! `f64` runs the same driver with the generic scalar kernel. Every entry of `C` is a sum over `k` in
 //! the same order whatever the thread count (threads split the rows of `C`, never `k`), so the
 //! result is bit-identical with any number of threads.
 

@@ -1,9 +1,10 @@
 //! Run-time choice of the SIMD instruction set the f32 kernels use.
 //!
 //! [`Isa::detect`] asks the CPU once and caches the answer;
-//! `GRADCON_ISA=scalar|portable|avx2|avx512` lowers it (never raises it above what the CPU has). Kernels take an `Isa` value, so tests and
-//! benchmarks name each path explicitly, and [`Isa::calls`] counts how often each path ran, so a
-//! test can prove the named path is the one that did.
+//! `GRADCON_ISA=scalar|portable|avx2|avx512` lowers it (never raises it above what the CPU has).
+//! Kernels take an `Isa` value, so tests and benchmarks name each path explicitly, and
+//! [`Isa::calls`] counts how often each path ran, so a test can prove the named path is the one
+//! that did.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -50,7 +51,7 @@ impl Isa {
                 .into_iter()
                 .rev()
                 .find(|isa| isa.is_supported())
-                .unwrap_or(Isa::Portable);
+                .unwrap_or(Isa::Portable); // supported everywhere, so never needed
             match std::env::var("GRADCON_ISA").ok().as_deref().map(Isa::parse) {
                 Some(Some(wanted)) if wanted <= best => wanted,
                 _ => best,

@@ -40,7 +40,8 @@ pub(crate) fn transpose<T: Element>(
         let dst: &mut [f32] = bytemuck::cast_slice_mut(dst);
         match isa {
             Isa::Portable => {
-                return portable::transpose(src, src_stride, dst, dst_stride, rows, cols);
+                portable::transpose(src, src_stride, dst, dst_stride, rows, cols);
+                return;
             }
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 | Isa::Avx512 if isa.is_supported() => {

@@ -4,9 +4,9 @@
 //! once per instruction set with that set's instructions inlined; the portable path (`portable`)
 //! implements it for a `wide` vector, compiled for the build's target on every target.
 //!
-//! Tails are handled with masked (or, on the portable path, buffered) loads and stores on every
-//! path, so the value computed for `x[i]` never depends on where `i` falls relative to the end
-//! of the slice.
+//! Tails are handled with masked (or, on the portable path, length-by-length) loads and stores
+//! on every path, so the value computed for `x[i]` never depends on where `i` falls relative to
+//! the end of the slice.
 
 use crate::element::{Binary, Unary};
 
