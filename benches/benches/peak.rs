@@ -6,7 +6,7 @@
 
 use std::hint::black_box;
 
-use benches::peak::{flops_per_run, lanes, run, ACC, TRIPS};
+use benches::peak::{flops_per_run, run, ACC, TRIPS};
 use core_tensor::Isa;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
@@ -46,12 +46,12 @@ fn peak(c: &mut Criterion) {
                     "{isa}: {rate:.2} FMA instructions per on-CPU ns = {:.2} per cycle at \
                      {ghz:.2} GHz ({:.1} GFLOP/s per core on CPU)",
                     rate / ghz,
-                    rate * lanes(isa) as f64 * 2.0
+                    rate * isa.lanes() as f64 * 2.0
                 );
             }
         }
         for isa in Isa::supported().into_iter().filter(|&i| i != Isa::Scalar) {
-            let per_port = lanes(isa) as f64 * 2.0 * ghz;
+            let per_port = isa.lanes() as f64 * 2.0 * ghz;
             eprintln!(
                 "theoretical {isa} peak at {ghz:.2} GHz: {:.1} GFLOP/s per core per FMA port; \
                  {cores} cores x 2 ports = {:.1} GFLOP/s",

@@ -5,6 +5,10 @@
 //! [--warmup 10] [--isa avx512] [--only enc2] [--clock cpu] [--layout nhwc] [--channels 3]
 //! [--json]`
 //!
+//! `--isa scalar,portable` (a list) times the paths against each other: every repetition runs
+//! each kernel on each path in turn, so load on a shared machine falls on all of them alike, and
+//! a last column gives the first path's median over each other path's (the speed-up).
+//!
 //! `--layout nhwc` times the kernels on NHWC images, as the GradCon model runs them (the default,
 //! NCHW, matches `benches/peer/layers.py`); `--channels` sets the image channels.
 //!
@@ -13,7 +17,7 @@
 
 use std::time::Instant;
 
-use benches::layers::kernels;
+use benches::layers::{kernels, LayerKernel};
 use core_tensor::{Isa, Layout};
 
 struct Args {
@@ -21,7 +25,7 @@ struct Args {
     batch: usize,
     reps: usize,
     warmup: usize,
-    isa: Isa,
+    isas: Vec<Isa>,
     json: bool,
     only: Option<String>,
     cpu_clock: bool,
@@ -35,7 +39,7 @@ fn parse() -> Result<Args, String> {
         batch: 64,
         reps: 50,
         warmup: 10,
-        isa: Isa::detect(),
+        isas: vec![Isa::detect()],
         json: false,
         only: None,
         cpu_clock: false,
@@ -76,8 +80,13 @@ fn parse() -> Result<Args, String> {
                 }
             }
             "--isa" => {
-                args.isa = Isa::parse(&value).ok_or(format!("unknown --isa {value}"))?;
-                args.isa.checked().map_err(|e| e.to_string())?;
+                args.isas = value
+                    .split(',')
+                    .map(|name| {
+                        let isa = Isa::parse(name).ok_or(format!("unknown --isa {name}"))?;
+                        isa.checked().map_err(|e| e.to_string())
+                    })
+                    .collect::<Result<_, _>>()?;
             }
             _ => return Err(format!("unknown argument {flag}")),
         }
@@ -123,6 +132,10 @@ fn main() {
         .num_threads(args.threads)
         .build_global()
         .expect("the global thread pool is built once");
+    if args.isas.len() > 1 {
+        return compare(&args);
+    }
+    let isa = args.isas[0];
     let mut total = 0.0;
     for k in kernels(args.batch, args.channels, args.layout) {
         if args
@@ -133,21 +146,9 @@ fn main() {
             continue;
         }
         for _ in 0..args.warmup {
-            std::hint::black_box(k.run(args.isa));
+            std::hint::black_box(k.run(isa));
         }
-        let times: Vec<f64> = (0..args.reps)
-            .map(|_| {
-                if args.cpu_clock {
-                    let t0 = cpu_ms();
-                    std::hint::black_box(k.run(args.isa));
-                    cpu_ms() - t0
-                } else {
-                    let t0 = Instant::now();
-                    std::hint::black_box(k.run(args.isa));
-                    t0.elapsed().as_secs_f64() * 1e3
-                }
-            })
-            .collect();
+        let times: Vec<f64> = (0..args.reps).map(|_| time(&args, &k, isa)).collect();
         let ms = median(times);
         total += ms;
         let gflops = k.flops() as f64 / (ms * 1e6);
@@ -164,7 +165,72 @@ fn main() {
     if !args.json {
         println!(
             "{:<18} {total:9.3} ms  ({} path, {} threads)",
-            "total", args.isa, args.threads
+            "total", isa, args.threads
         );
     }
+}
+
+/// Milliseconds of one call of `k` on `isa`, on the clock `args` names.
+fn time(args: &Args, k: &LayerKernel, isa: Isa) -> f64 {
+    if args.cpu_clock {
+        let t0 = cpu_ms();
+        std::hint::black_box(k.run(isa));
+        cpu_ms() - t0
+    } else {
+        let t0 = Instant::now();
+        std::hint::black_box(k.run(isa));
+        t0.elapsed().as_secs_f64() * 1e3
+    }
+}
+
+/// Every kernel on every path of `args.isas`, the paths taking turns within each repetition:
+/// the median milliseconds per path and the first path's median over each other's.
+fn compare(args: &Args) {
+    let names: Vec<String> = args.isas.iter().map(Isa::to_string).collect();
+    println!(
+        "{:<18} {}  speed-up over {}",
+        "kernel (ms)",
+        names.iter().map(|n| format!("{n:>9}")).collect::<String>(),
+        names[0]
+    );
+    let mut totals = vec![0.0; args.isas.len()];
+    for k in kernels(args.batch, args.channels, args.layout) {
+        if args
+            .only
+            .as_ref()
+            .is_some_and(|o| !k.name().contains(o.as_str()))
+        {
+            continue;
+        }
+        for _ in 0..args.warmup {
+            for &isa in &args.isas {
+                std::hint::black_box(k.run(isa));
+            }
+        }
+        let mut times = vec![Vec::with_capacity(args.reps); args.isas.len()];
+        for _ in 0..args.reps {
+            for (t, &isa) in times.iter_mut().zip(&args.isas) {
+                t.push(time(args, &k, isa));
+            }
+        }
+        let ms: Vec<f64> = times.into_iter().map(median).collect();
+        for (t, m) in totals.iter_mut().zip(&ms) {
+            *t += m;
+        }
+        print_row(&k.name(), &ms);
+    }
+    print_row("total", &totals);
+    println!(
+        "({} threads, {:?}, batch {})",
+        args.threads, args.layout, args.batch
+    );
+}
+
+fn print_row(name: &str, ms: &[f64]) {
+    let cells: String = ms.iter().map(|m| format!("{m:9.3}")).collect();
+    let factors: String = ms[1..]
+        .iter()
+        .map(|m| format!("{:7.2}x", ms[0] / m))
+        .collect();
+    println!("{name:<18} {cells} {factors}");
 }

@@ -16,7 +16,7 @@ pub const TRIPS: usize = 1 << 18;
 const M: f32 = 0.999_999;
 const A: f32 = 1e-7;
 
-/// `TRIPS` rounds of `ACC` scalar multiply-adds, as the portable path compiles them.
+/// `TRIPS` rounds of `ACC` scalar multiply-adds, as the scalar path compiles them.
 fn fma_scalar(m: f32, a: f32) -> f32 {
     let mut acc = [1.0f32; ACC];
     for _ in 0..TRIPS {
@@ -25,6 +25,20 @@ fn fma_scalar(m: f32, a: f32) -> f32 {
         }
     }
     acc.iter().sum()
+}
+
+/// `TRIPS` rounds of `ACC` 4-lane multiply-adds of the portable path (`wide`): one FMA where
+/// the build's target has one, a multiply and an add otherwise (SSE2).
+fn fma_portable(m: f32, a: f32) -> f32 {
+    use wide::f32x4;
+    let (m, a) = (f32x4::splat(m), f32x4::splat(a));
+    let mut acc = [f32x4::ONE; ACC];
+    for _ in 0..TRIPS {
+        for s in &mut acc {
+            *s = s.mul_add(m, a);
+        }
+    }
+    acc.iter().fold(f32x4::ZERO, |t, &s| t + s).as_array()[0]
 }
 
 /// `TRIPS` rounds of `ACC` 8-lane FMAs.
@@ -71,19 +85,11 @@ unsafe fn fma_avx512(m: f32, a: f32) -> f32 {
     _mm512_reduce_add_ps(t)
 }
 
-/// Lanes one FMA of the path covers (1 for the scalar loop as written).
-pub fn lanes(isa: Isa) -> usize {
-    match isa {
-        Isa::Scalar => 1,
-        Isa::Avx2 => 8,
-        Isa::Avx512 => 16,
-    }
-}
-
 pub fn run(isa: Isa) -> f32 {
     let (m, a) = (black_box(M), black_box(A));
     match isa {
         Isa::Scalar => fma_scalar(m, a),
+        Isa::Portable => fma_portable(m, a),
         #[cfg(target_arch = "x86_64")]
         // SAFETY: only paths in `Isa::supported()` reach here, so the CPU has AVX2 and FMA.
         Isa::Avx2 => unsafe { fma_avx2(m, a) },
@@ -91,13 +97,13 @@ pub fn run(isa: Isa) -> f32 {
         // SAFETY: only paths in `Isa::supported()` reach here, so the CPU has AVX-512F.
         Isa::Avx512 => unsafe { fma_avx512(m, a) },
         #[cfg(not(target_arch = "x86_64"))]
-        _ => unreachable!(),
+        Isa::Avx2 | Isa::Avx512 => unreachable!("no x86 path is supported on this target"),
     }
 }
 
 /// Flops of one [`run`] on `isa`.
 pub fn flops_per_run(isa: Isa) -> usize {
-    TRIPS * ACC * lanes(isa) * 2
+    TRIPS * ACC * isa.lanes() * 2
 }
 
 /// GFLOP/s of `threads` threads each running the `isa` loop at once, the median of `reps`

@@ -18,12 +18,10 @@ use crate::gemm::kernels::Kernel;
 use crate::{Element, Isa, Layout, Result, Tensor, TensorError};
 
 mod direct;
+mod geometry;
 mod narrow;
-mod transpose;
 
-pub(crate) use transpose::transpose as transpose_block;
-
-use direct::Geometry;
+use geometry::Geometry;
 
 /// Stride and zero padding of a convolution, per spatial axis `[height, width]`, and the layout
 /// of its input and output images.

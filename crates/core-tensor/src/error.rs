@@ -68,3 +68,15 @@ impl std::error::Error for TensorError {}
 
 /// Result of a tensor operation.
 pub type Result<T> = std::result::Result<T, TensorError>;
+
+// Here rather than in `isa`, so that `isa` needs nothing of this module.
+impl Isa {
+    /// `self` if the CPU supports it, otherwise the error a caller can report.
+    pub fn checked(self) -> Result<Isa> {
+        if self.is_supported() {
+            Ok(self)
+        } else {
+            Err(TensorError::IsaUnavailable(self))
+        }
+    }
+}

@@ -1,14 +1,14 @@
 //! Matrix multiplication: `C <- alpha op(A) op(B) + beta C`.
 //!
 //! `f32` runs this crate's own register-tile kernels (module `kernels`) on the named [`Isa`] path;
-//! `f64` runs the same driver with the portable kernel. Every entry of `C` is a sum over `k` in
+//! `f64` runs the same driver with the generic scalar kernel. Every entry of `C` is a sum over `k` in
 //! the same order whatever the thread count (threads split the rows of `C`, never `k`), so the
 //! result is bit-identical with any number of threads.
 
-use std::cell::RefCell;
-
 use rayon::prelude::*;
 
+use crate::pool::with_scratch;
+use crate::transpose::transpose;
 use crate::{Element, Isa, Result, Tensor, TensorError};
 
 pub(crate) mod kernels;
@@ -25,39 +25,6 @@ const PAR_MIN_MACS: usize = 1 << 21;
 pub enum Transpose {
     No,
     Yes,
-}
-
-thread_local! {
-    /// Per-thread pool of scratch buffers, reused across calls so kernels do not allocate per
-    /// example. Stored as `f64` so any element type can be viewed through `bytemuck`.
-    static SCRATCH: RefCell<Vec<Vec<f64>>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Runs `f` on a scratch buffer of `len` values from this thread's pool (contents unspecified).
-///
-/// The buffer is taken out of the pool for the duration of `f`, so nested calls, and rayon tasks
-/// stolen while `f` waits, get buffers of their own.
-pub(crate) fn with_scratch<T: Element, R>(len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
-    let words = (len * std::mem::size_of::<T>()).div_ceil(8);
-    // The smallest pooled buffer that fits, else the largest (grown without copying its old
-    // contents, which are unspecified anyway).
-    let mut buf = SCRATCH
-        .with(|pool| {
-            let mut pool = pool.borrow_mut();
-            let fit = (0..pool.len())
-                .filter(|&i| pool[i].len() >= words)
-                .min_by_key(|&i| pool[i].len())
-                .or_else(|| (0..pool.len()).max_by_key(|&i| pool[i].len()));
-            fit.map(|i| pool.swap_remove(i))
-        })
-        .unwrap_or_default();
-    if buf.len() < words {
-        buf = vec![0.0; words];
-    }
-    let view: &mut [T] = bytemuck::cast_slice_mut(&mut buf[..words]);
-    let out = f(&mut view[..len]);
-    SCRATCH.with(|pool| pool.borrow_mut().push(buf));
-    out
 }
 
 /// `C <- alpha op(A) op(B) + beta C` on row-major slices, on the detected SIMD path.
@@ -154,7 +121,7 @@ pub fn gemm_on<T: Element>(
                 if tb == Transpose::Yes {
                     // B is stored n x k: its rows j0.. become the panel's columns.
                     let src = &b[j0 * k + pc..];
-                    crate::conv::transpose_block(kern.isa, src, k, panel, nr, cols, kc);
+                    transpose(kern.isa, src, k, panel, nr, cols, kc);
                 }
             }
             let packed = &*packed;

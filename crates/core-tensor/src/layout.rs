@@ -79,7 +79,7 @@ impl<T: Element> Tensor<T> {
             (plane, c)
         };
         let example = |(src, dst): (&[T], &mut [T])| {
-            crate::conv::transpose_block(isa, src, cols, dst, rows, rows, cols);
+            crate::transpose::transpose(isa, src, cols, dst, rows, rows, cols);
         };
         let (src, dst, len) = (self.data(), out.data_mut(), (c * plane).max(1));
         if dst.len() >= PAR_MAP_MIN / 4 {

@@ -19,6 +19,7 @@ pub mod reference;
 pub mod rng;
 pub mod simd;
 pub mod tensor;
+mod transpose;
 
 pub use conv::{Conv2dSpec, ConvTranspose2dSpec};
 pub use element::{Binary, Element, Unary};

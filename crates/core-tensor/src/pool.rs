@@ -1,4 +1,10 @@
-//! Recycling of large tensor buffers.
+//! The per-thread buffer pools: recycled tensor buffers and the kernels' scratch space.
+//!
+//! Two pools per thread, one best-fit search (`best_fit`):
+//! - tensor buffers ([`zeroed`], `for_overwrite`, [`recycle`]): typed `Vec<T>`s handed out for
+//!   good and returned when a tensor is dropped;
+//! - scratch (`with_scratch`): untyped words lent to a kernel for the length of one call (packed
+//!   panels, padded images), reused across calls so kernels do not allocate per example.
 //!
 //! A training step allocates and frees the same few dozen activation-sized buffers every time.
 //! Fresh large allocations come from the operating system as unmapped pages, so each one costs
@@ -7,8 +13,10 @@
 //! buffer here when dropped, and [`zeroed`] hands one back out (zero-filled) when a buffer of a
 //! close size is asked for.
 //!
-//! The pool is per thread (no locking; the tensors of a step are made and dropped on the thread
-//! that runs it), holds only buffers of at least [`MIN_POOLED`] values, and is bounded in bytes.
+//! The tensor pool is per thread (no locking; the tensors of a step are made and dropped on the
+//! thread that runs it), holds only buffers of at least [`MIN_POOLED`] values, and is bounded in
+//! bytes. The scratch pool holds as many buffers as a thread's deepest nesting of kernel calls
+//! has needed at once.
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -42,6 +50,42 @@ impl<T> Default for Pool<T> {
 
 thread_local! {
     static POOLS: RefCell<Pools> = RefCell::new(Pools::default());
+    /// Scratch buffers, stored as `f64` so any element type can be viewed through `bytemuck`.
+    static SCRATCH: RefCell<Vec<Vec<f64>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The index of the smallest of `sizes` in `[min, max]`, if any (the first of equal sizes).
+fn best_fit(sizes: impl Iterator<Item = usize>, min: usize, max: usize) -> Option<usize> {
+    sizes
+        .enumerate()
+        .filter(|&(_, s)| s >= min && s <= max)
+        .min_by_key(|&(_, s)| s)
+        .map(|(i, _)| i)
+}
+
+/// Runs `f` on a scratch buffer of `len` values from this thread's pool (contents unspecified).
+///
+/// The buffer is taken out of the pool for the duration of `f`, so nested calls, and rayon tasks
+/// stolen while `f` waits, get buffers of their own.
+pub(crate) fn with_scratch<T: Element, R>(len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
+    let words = (len * std::mem::size_of::<T>()).div_ceil(8);
+    // The smallest pooled buffer that fits, else the largest (grown without copying its old
+    // contents, which are unspecified anyway).
+    let mut buf = SCRATCH
+        .with(|pool| {
+            let mut pool = pool.borrow_mut();
+            let fit = best_fit(pool.iter().map(Vec::len), words, usize::MAX)
+                .or_else(|| (0..pool.len()).max_by_key(|&i| pool[i].len()));
+            fit.map(|i| pool.swap_remove(i))
+        })
+        .unwrap_or_default();
+    if buf.len() < words {
+        buf = vec![0.0; words];
+    }
+    let view: &mut [T] = bytemuck::cast_slice_mut(&mut buf[..words]);
+    let out = f(&mut view[..len]);
+    SCRATCH.with(|pool| pool.borrow_mut().push(buf));
+    out
 }
 
 /// Runs `f` on this thread's pool of `T` buffers (`None` for a type without one).
@@ -106,13 +150,7 @@ fn take<T: Element>(len: usize) -> Option<Vec<T>> {
         return None;
     }
     with_pool::<T, _>(|pool| {
-        let best = pool
-            .free
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| v.capacity() >= len && v.capacity() <= 2 * len)
-            .min_by_key(|(_, v)| v.capacity())
-            .map(|(i, _)| i)?;
+        let best = best_fit(pool.free.iter().map(Vec::capacity), len, 2 * len)?;
         let v = pool.free.swap_remove(best);
         pool.bytes -= v.capacity() * std::mem::size_of::<T>();
         Some(v)

@@ -416,15 +416,6 @@ fn reductions_bit_identical_across_thread_counts() {
     }
 }
 
-/// Lanes a register of each path holds; 1 for scalar.
-fn lanes(isa: Isa) -> usize {
-    match isa {
-        Isa::Scalar => 1,
-        Isa::Avx2 => 8,
-        Isa::Avx512 => 16,
-    }
-}
-
 /// Within one chunk a SIMD reduction adds in its fixed lane pattern: a value that cancels only
 /// when added in the right order shows the pattern is lane-wise, not sequential. `[big, 1, -big,
 /// ...]` sums to 0 sequentially (1 is absorbed by `big`), but lane-wise the 1 lands in its own
@@ -432,7 +423,7 @@ fn lanes(isa: Isa) -> usize {
 #[test]
 fn simd_sums_accumulate_lane_wise() {
     for isa in Isa::supported() {
-        let l = lanes(isa);
+        let l = isa.lanes();
         if l == 1 {
             continue;
         }
@@ -631,6 +622,7 @@ fn shape_errors_name_the_op_and_shapes() {
 #[test]
 fn isa_parse_and_checked() {
     assert_eq!(Isa::parse("scalar"), Some(Isa::Scalar));
+    assert_eq!(Isa::parse("portable"), Some(Isa::Portable));
     assert_eq!(Isa::parse(" AVX2 "), Some(Isa::Avx2));
     assert_eq!(Isa::parse("avx512"), Some(Isa::Avx512));
     assert_eq!(Isa::parse("sse4"), None);
@@ -649,7 +641,8 @@ fn isa_parse_and_checked() {
             }
         }
     }
-    assert!(Isa::Scalar.is_supported());
+    assert!(Isa::Scalar.is_supported() && Isa::Portable.is_supported());
+    assert!(Isa::detect() >= Isa::Portable || std::env::var("GRADCON_ISA").is_ok());
     assert!(Isa::supported().contains(&Isa::detect()));
 }
 

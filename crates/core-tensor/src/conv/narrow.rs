@@ -12,10 +12,10 @@
 
 use rayon::prelude::*;
 
-use super::direct::Geometry;
-use super::transpose::transpose;
+use super::geometry::Geometry;
 use crate::conv::ConvShape;
-use crate::gemm::with_scratch;
+use crate::pool::with_scratch;
+use crate::transpose::transpose;
 use crate::{Element, Isa, Layout};
 
 /// Whether [`adjoint`] applies: kernel extents multiples of the stride.

@@ -36,6 +36,7 @@ pub(super) unsafe fn sum_lanes_256(v: __m256) -> f32 {
 
 impl Lanes for __m256 {
     const N: usize = 8;
+    const FUSED: bool = true;
 
     #[inline]
     #[target_feature(enable = "avx2,fma")]

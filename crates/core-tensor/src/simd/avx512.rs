@@ -20,6 +20,7 @@ fn tail_mask(n: usize) -> __mmask16 {
 
 impl Lanes for __m512 {
     const N: usize = 16;
+    const FUSED: bool = true;
 
     #[inline]
     #[target_feature(enable = "avx512f,avx2,fma")]

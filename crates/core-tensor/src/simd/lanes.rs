@@ -1,10 +1,12 @@
-//! The bodies of the x86-64 f32 kernels, written once over [`Lanes`], one SIMD register of f32
-//! values. Each path (`avx2`, `avx512`) implements `Lanes` for its register type and wraps these
-//! `#[inline(always)]` bodies in `#[target_feature]` functions, so every body is compiled once per
-//! instruction set with that set's instructions inlined.
+//! The bodies of the SIMD f32 kernels, written once over [`Lanes`], one SIMD register of f32
+//! values. Each x86-64 path (`avx2`, `avx512`) implements `Lanes` for its register type and wraps
+//! these `#[inline(always)]` bodies in `#[target_feature]` functions, so every body is compiled
+//! once per instruction set with that set's instructions inlined; the portable path (`portable`)
+//! implements it for a `wide` vector, compiled for the build's target on every target.
 //!
-//! Tails are handled with masked loads and stores on both paths, so the value computed for
-//! `x[i]` never depends on where `i` falls relative to the end of the slice.
+//! Tails are handled with masked (or, on the portable path, length-by-length) loads and stores
+//! on every path, so the value computed for `x[i]` never depends on where `i` falls relative to
+//! the end of the slice.
 
 use crate::element::{Binary, Unary};
 
@@ -16,6 +18,9 @@ use crate::element::{Binary, Unary};
 pub(super) trait Lanes: Copy {
     /// Lanes per register.
     const N: usize;
+    /// Whether [`Lanes::mul_add`] rounds once (a fused multiply-add). Where it does not, [`exp`]
+    /// takes a range reduction that needs no fused operation.
+    const FUSED: bool;
 
     /// Every lane `v`.
     ///
@@ -63,7 +68,7 @@ pub(super) trait Lanes: Copy {
     /// # Safety
     /// The CPU must support the path's instructions.
     unsafe fn div(self, o: Self) -> Self;
-    /// `self * b + c` with one rounding (fused multiply-add).
+    /// `self * b + c`: with one rounding (fused multiply-add) if [`Lanes::FUSED`], else with two.
     ///
     /// # Safety
     /// The CPU must support the path's instructions.
@@ -130,6 +135,12 @@ const ACC: usize = 8;
 /// so the first FMA of the range reduction computes it exactly.
 const LN2_HI: f32 = std::f32::consts::LN_2;
 const LN2_LO: f32 = -1.904_654_2e-9;
+/// The split of `ln 2` for paths without a fused multiply-add (Cody and Waite's):
+/// `LN2_HI_SHORT = 355 / 512` has 9 significant bits, so `n LN2_HI_SHORT` is exact in f32 for
+/// `|n| <= 2^15`, and `x - n LN2_HI_SHORT` is exact too (both are multiples of the smaller ulp,
+/// and the difference is below `0.4`); `LN2_LO_SHORT` is `ln 2 - LN2_HI_SHORT` rounded to f32.
+const LN2_HI_SHORT: f32 = 355.0 / 512.0;
+const LN2_LO_SHORT: f32 = -2.121_944_4e-4;
 const LOG2_E: f32 = std::f32::consts::LOG2_E;
 /// Inputs are clamped to `[EXP_LO, EXP_HI]`: below, `e^x < 2^-150` rounds to `0`; above, the
 /// result is `inf` after `mul_pow2`. The clamp keeps `n = round(x log2 e)` inside `[-150, 128]`.
@@ -138,6 +149,8 @@ const EXP_HI: f32 = 89.0;
 /// `e^r ~ 1 + r (C1 + r (C2 + r (C3 + r (C4 + r (C5 + r C6)))))` on `|r| <= ln2 / 2`: a
 /// relative-error minimax fit (Lawson-reweighted least squares on Chebyshev nodes, coefficients
 /// rounded to f32); its approximation error is `1.7e-8`, below the f32 rounding of the result.
+///
+/// `C1 = EXP_C[0]` is 1, which the evaluation without a fused multiply-add in [`exp`] relies on.
 const EXP_C: [f32; 6] = [
     1.0,
     0.499_999_94,
@@ -147,11 +160,16 @@ const EXP_C: [f32; 6] = [
     0.001_384_365_3,
 ];
 
+const _: () = assert!(EXP_C[0] == 1.0);
+
 /// `e^x` lane-wise.
 ///
 /// Range reduction `x = n ln 2 + r` with `n = round(x log2 e)`, `|r| <= ln2 / 2` (`r` computed
-/// with two FMAs against the split `ln 2`, the first of which is exact); then
-/// `e^x = 2^n * p(r)` with the degree-6 polynomial [`EXP_C`] and `2^n` applied by
+/// with two FMAs against the split `ln 2`, the first of which is exact, or, without a fused
+/// multiply-add, against the split with a short high part, whose product and difference are
+/// exact); then
+/// `e^x = 2^n * p(r)` with the degree-6 polynomial [`EXP_C`] (Horner's scheme in FMAs, or,
+/// without them, `1 + r + r^2 q` with `1 + r` split exactly) and `2^n` applied by
 /// [`Lanes::mul_pow2`]. Overflow gives `inf`, underflow `0` (or subnormals), `exp(-inf) = 0`,
 /// `exp(inf) = inf`, and NaN passes through.
 ///
@@ -166,13 +184,33 @@ pub(super) unsafe fn exp<V: Lanes>(x: V) -> V {
         // `min(HI, x)` and `max(LO, .)` return their second operand on NaN, so NaN survives.
         let x = V::splat(EXP_LO).max(V::splat(EXP_HI).min(x));
         let n = x.mul(V::splat(LOG2_E)).round();
-        let r = n.mul_add(V::splat(-LN2_HI), x);
-        let r = n.mul_add(V::splat(-LN2_LO), r);
-        let mut p = V::splat(EXP_C[5]);
-        for &c in EXP_C[..5].iter().rev() {
-            p = p.mul_add(r, V::splat(c));
-        }
-        let p = p.mul_add(r, V::splat(1.0));
+        let r = if V::FUSED {
+            let r = n.mul_add(V::splat(-LN2_HI), x);
+            n.mul_add(V::splat(-LN2_LO), r)
+        } else {
+            let r = x.sub(n.mul(V::splat(LN2_HI_SHORT)));
+            r.sub(n.mul(V::splat(LN2_LO_SHORT)))
+        };
+        let p = if V::FUSED {
+            let mut p = V::splat(EXP_C[5]);
+            for &c in EXP_C[..5].iter().rev() {
+                p = p.mul_add(r, V::splat(c));
+            }
+            p.mul_add(r, V::splat(1.0))
+        } else {
+            // The same polynomial as `1 + r + r^2 q`, `q = C2 + r (C3 + ...)`: the last step of
+            // Horner's scheme would round `r p` before adding 1, so instead `1 + r` is split
+            // exactly into `hi + lo` (Fast2Sum, `|r| < 1`) and only the small `lo + r^2 q` rounds
+            // before the final sum.
+            let mut q = V::splat(EXP_C[5]);
+            for &c in EXP_C[1..5].iter().rev() {
+                q = q.mul_add(r, V::splat(c));
+            }
+            let one = V::splat(1.0);
+            let hi = one.add(r);
+            let lo = one.sub(hi).add(r);
+            hi.add(lo.add(r.mul(r).mul(q)))
+        };
         p.mul_pow2(n)
     }
 }

@@ -1,4 +1,4 @@
-//! The portable path: plain loops, generic over the element type. Also the f64 path everywhere.
+//! The scalar path: plain loops, generic over the element type. Also the f64 path everywhere.
 
 use crate::element::{Binary, Unary};
 use crate::Element;

@@ -1,8 +1,11 @@
-//! Matrix transposition between the NCHW tensors and the NHWC scratch images.
+//! Block transposition: NCHW tensors to and from the NHWC scratch images of the convolutions,
+//! NCHW to NHWC relayouts, and GEMM's packing of a transposed `B`. It sits below all of them
+//! and imports none.
 //!
 //! `dst[j dst_stride + i] = src[i src_stride + j]` for `i < rows`, `j < cols`. For `f32` on the
 //! AVX2 and AVX-512 paths, 8 x 8 blocks are transposed in registers (unpack, shuffle and lane
-//! permutes); everything else runs the portable blocked loops.
+//! permutes), on the portable path 4 x 4 blocks of `wide` vectors; everything else runs the
+//! blocked loops.
 
 use std::any::TypeId;
 
@@ -32,40 +35,86 @@ pub(crate) fn transpose<T: Element>(
         dst.len() >= (cols - 1) * dst_stride + rows,
         "transpose: destination too short"
     );
-    #[cfg(target_arch = "x86_64")]
-    if TypeId::of::<T>() == TypeId::of::<f32>() && isa != Isa::Scalar && isa.is_supported() {
+    if TypeId::of::<T>() == TypeId::of::<f32>() {
         let src: &[f32] = bytemuck::cast_slice(src);
         let dst: &mut [f32] = bytemuck::cast_slice_mut(dst);
-        // SAFETY: AVX2 is available (both SIMD paths include it, checked above), and the asserts
-        // show every index the blocks touch is inside the slices.
-        unsafe { x86::transpose_avx(src, src_stride, dst, dst_stride, rows, cols) };
-        return;
+        match isa {
+            Isa::Portable => {
+                portable::transpose(src, src_stride, dst, dst_stride, rows, cols);
+                return;
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 | Isa::Avx512 if isa.is_supported() => {
+                // SAFETY: AVX2 is available (both paths include it, checked here), and the
+                // asserts show every index the blocks touch is inside the slices.
+                unsafe { x86::transpose_avx(src, src_stride, dst, dst_stride, rows, cols) };
+                return;
+            }
+            _ => {}
+        }
     }
-    let _ = isa;
-    portable(src, src_stride, dst, dst_stride, rows, cols, 0, 0);
+    blocked(src, src_stride, dst, dst_stride, rows, cols);
 }
 
-/// The blocked loops over rows `i0..` and columns `j0..`.
+/// Block starts every `b` along an axis of `len >= b`, plus a last block flush with the edge that
+/// overlaps the one before it: a transpose is a copy, so writing some values twice is harmless.
+fn block_starts(len: usize, b: usize) -> impl Iterator<Item = usize> + Clone {
+    (0..=len - b)
+        .step_by(b)
+        .chain((!len.is_multiple_of(b)).then_some(len - b))
+}
+
+/// The blocked loops.
 #[inline(always)]
-fn portable<T: Copy>(
+fn blocked<T: Copy>(
     src: &[T],
     src_stride: usize,
     dst: &mut [T],
     dst_stride: usize,
     rows: usize,
     cols: usize,
-    i0: usize,
-    j0: usize,
 ) {
     const B: usize = 8;
-    for ib in (i0..rows).step_by(B) {
+    for ib in (0..rows).step_by(B) {
         let i1 = (ib + B).min(rows);
-        for jb in (j0..cols).step_by(B) {
+        for jb in (0..cols).step_by(B) {
             let j1 = (jb + B).min(cols);
             for i in ib..i1 {
                 let row = &src[i * src_stride + jb..i * src_stride + j1];
                 for (j, &v) in (jb..j1).zip(row) {
                     dst[j * dst_stride + i] = v;
+                }
+            }
+        }
+    }
+}
+
+/// 4 x 4 blocks in `wide` vectors (unpacks on SSE2, NEON and simd128), bounds-checked.
+mod portable {
+    use wide::f32x4;
+
+    /// The transpose of `rows x cols` values (see the module documentation); the lengths were
+    /// checked by the caller, and are checked again by every slice.
+    pub(super) fn transpose(
+        src: &[f32],
+        src_stride: usize,
+        dst: &mut [f32],
+        dst_stride: usize,
+        rows: usize,
+        cols: usize,
+    ) {
+        if rows < 4 || cols < 4 {
+            super::blocked(src, src_stride, dst, dst_stride, rows, cols);
+            return;
+        }
+        for i in super::block_starts(rows, 4) {
+            for j in super::block_starts(cols, 4) {
+                let r: [f32x4; 4] = std::array::from_fn(|k| {
+                    let row = &src[(i + k) * src_stride + j..][..4];
+                    f32x4::new([row[0], row[1], row[2], row[3]])
+                });
+                for (k, v) in f32x4::transpose(r).into_iter().enumerate() {
+                    dst[(j + k) * dst_stride + i..][..4].copy_from_slice(v.as_array());
                 }
             }
         }
@@ -89,18 +138,11 @@ mod x86 {
         cols: usize,
     ) {
         if rows < 8 || cols < 8 {
-            super::portable(src, src_stride, dst, dst_stride, rows, cols, 0, 0);
+            super::blocked(src, src_stride, dst, dst_stride, rows, cols);
             return;
         }
-        // Block starts every 8, plus a last block flush with the edge that overlaps the one
-        // before it: a transpose is a copy, so writing some values twice is harmless.
-        let starts = |len: usize| {
-            (0..len - 7)
-                .step_by(8)
-                .chain((!len.is_multiple_of(8)).then_some(len - 8))
-        };
-        for i in starts(rows) {
-            for j in starts(cols) {
+        for i in super::block_starts(rows, 8) {
+            for j in super::block_starts(cols, 8) {
                 // SAFETY: rows i..i+8 and columns j..j+8 are inside both blocks (i + 8 <= rows,
                 // j + 8 <= cols), so every load and store is in bounds (caller's lengths).
                 unsafe {
@@ -152,5 +194,46 @@ mod x86 {
                 _mm256_storeu_ps(dst.add(j * ds), v);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sizes 0, 1, odd, prime and around the 4- and 8-wide blocks, with padded strides, on every
+    /// path, for both element types, against the index formula; values outside the block stay.
+    fn check<T: Element>() {
+        const SIZES: [usize; 11] = [0, 1, 2, 3, 4, 5, 7, 8, 9, 13, 17];
+        for isa in Isa::supported() {
+            for rows in SIZES {
+                for cols in SIZES {
+                    let (ss, ds) = (cols + 3, rows + 1);
+                    let src: Vec<T> = (0..rows * ss + 1).map(|v| T::from_f64(v as f64)).collect();
+                    let sentinel = T::from_f64(-1.0);
+                    let mut dst = vec![sentinel; cols * ds + 1];
+                    transpose(isa, &src, ss, &mut dst, ds, rows, cols);
+                    for (at, &got) in dst.iter().enumerate() {
+                        let (j, i) = (at / ds, at % ds);
+                        let want = if i < rows && j < cols {
+                            src[i * ss + j]
+                        } else {
+                            sentinel
+                        };
+                        assert!(
+                            got == want,
+                            "{isa} {} {rows}x{cols}: dst[{at}] = {got}, want {want}",
+                            T::NAME
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_path_transposes_every_size() {
+        check::<f32>();
+        check::<f64>();
     }
 }
