@@ -80,9 +80,9 @@ impl Cli {
             Command::Score(a) => {
                 check_beta(a.beta)?;
                 if let Some(c) = a.normal_class {
-                    DatasetKind::Mnist.check_class(c).map_err(|_| {
-                        bad("normal-class", c, "a class of the labels, 0 to 9")
-                    })?;
+                    DatasetKind::Mnist
+                        .check_class(c)
+                        .map_err(|_| bad("normal-class", c, "a class of the labels, 0 to 9"))?;
                 }
                 if a.labels.is_some() != a.normal_class.is_some() {
                     return Err(bad(
