@@ -238,3 +238,62 @@ fn refuses_entries_out_of_order() {
     }
     assert!(problem(&seal(v)).contains("`x` (entry 1) is out of order"));
 }
+
+/// Files written before runs were pinned (no `pin`, `seconds` or `provenance` entries) still
+/// load: the checkpoint resumes with the same options, and its model loads.
+#[test]
+fn checkpoints_and_models_of_earlier_versions_keep_loading() {
+    use detector::data::Dataset;
+    use detector::train::{Silent, TrainConfig, Trainer};
+    use detector::Detector;
+    let dir = std::env::temp_dir().join(format!("gradcon-old-ckpt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ckpt = dir.join("m.ckpt");
+    let pixels: Vec<u8> = (0..8 * 784).map(|i| (i * 37 % 251) as u8).collect();
+    let data = Dataset::new(pixels, vec![0; 8], 1, 28, 28).unwrap();
+    let none = Dataset::empty(1, 28, 28);
+    let config = |epochs| TrainConfig {
+        epochs,
+        batch_size: 4,
+        ..TrainConfig::default()
+    };
+    let two = Trainer::new(config(2))
+        .unwrap()
+        .fit(&data, &none, &mut Silent)
+        .unwrap();
+    Trainer::new(config(1))
+        .unwrap()
+        .checkpoint(&ckpt)
+        .fit(&data, &none, &mut Silent)
+        .unwrap();
+    let mut old = Checkpoint::read(&ckpt).unwrap();
+    assert!(old.remove("pin").is_some() && old.remove("seconds").is_some());
+    old.write_atomic(&ckpt).unwrap();
+    // Its model loads, and a run with the same options resumes it to the same weights.
+    assert!(Detector::load(&ckpt).unwrap().provenance().is_none());
+    let resumed = Trainer::new(config(2))
+        .unwrap()
+        .checkpoint(&ckpt)
+        .fit(&data, &none, &mut Silent)
+        .unwrap();
+    assert_eq!(resumed.detector, two.detector);
+    // Other options are still refused.
+    let err = Trainer::new(TrainConfig {
+        lr: 0.01,
+        ..config(3)
+    })
+    .unwrap()
+    .checkpoint(&ckpt)
+    .fit(&data, &none, &mut Silent)
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("--lr was 0.001, now 0.01"),
+        "{err}"
+    );
+    // A model file without provenance (as every file before it) loads as well.
+    let mut model = two.detector.to_checkpoint();
+    assert!(model.remove("provenance").is_some());
+    let back = Detector::from_checkpoint(&model).unwrap();
+    assert_eq!(back, two.detector);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

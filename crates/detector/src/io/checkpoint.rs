@@ -139,6 +139,11 @@ impl Checkpoint {
         self.entries.insert(name.into(), entry);
     }
 
+    /// Removes the entry under `name`, returning it.
+    pub fn remove(&mut self, name: &str) -> Option<Entry> {
+        self.entries.remove(name)
+    }
+
     /// Stores an f32 tensor.
     pub fn put_tensor(&mut self, name: impl Into<String>, t: Tensor<f32>) {
         self.put(name, Entry::Tensor(t));
