@@ -124,11 +124,11 @@ typedef struct gradcon_result {
     double grad;
     /* -gradcon: higher = more anomalous. */
     double anomaly_score;
-    /* The decision threshold on anomaly_score stored with the model; NaN while models store
-     * none (every model of this release). */
+    /* The decision threshold on anomaly_score stored with the model (calibrated on normal
+     * validation images at a false-positive rate, for the model's beta); NaN when the model
+     * has none (trained without validation images, or before thresholds were stored). */
     double threshold;
-    /* 1 if anomaly_score > threshold, 0 if not, -1 when unknown (no threshold: always -1 in
-     * this release). */
+    /* 1 if anomaly_score > threshold, 0 if not, -1 when unknown (no threshold). */
     int32_t anomalous;
     /* Room for later fields without changing the struct's size or the offsets above: the
      * library sets these to zero; do not read or rely on them. */

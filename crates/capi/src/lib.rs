@@ -52,9 +52,9 @@ pub struct GradconResult {
     pub grad: f64,
     /// `-gradcon`: higher is more anomalous.
     pub anomaly_score: f64,
-    /// The decision threshold on `anomaly_score`; NaN while models store none.
+    /// The decision threshold on `anomaly_score`; NaN when the model has none for its beta.
     pub threshold: f64,
-    /// 1 anomalous, 0 normal, -1 unknown (always -1 while models store no threshold).
+    /// 1 anomalous, 0 normal, -1 unknown (no threshold).
     pub anomalous: i32,
     /// Zero; room for a later field.
     pub reserved_i32: i32,
@@ -73,15 +73,16 @@ const _: () = {
     assert!(std::mem::size_of::<GradconStatus>() == 4);
 };
 
-impl From<Score> for GradconResult {
-    fn from(s: Score) -> Self {
+impl GradconResult {
+    /// The result of `s`, decided at `threshold` (the detector's, if it has one).
+    fn new(s: Score, threshold: Option<f64>) -> Self {
         Self {
             gradcon: s.gradcon,
             recon: s.recon,
             grad: s.grad,
-            anomaly_score: -s.gradcon,
-            threshold: f64::NAN,
-            anomalous: -1,
+            anomaly_score: s.anomaly_score,
+            threshold: threshold.unwrap_or(f64::NAN),
+            anomalous: s.anomalous.map_or(-1, i32::from),
             reserved_i32: 0,
             reserved: [0.0; 6],
         }
@@ -360,7 +361,7 @@ pub unsafe extern "C" fn gradcon_score(
         image::check(&img)?;
         // SAFETY: checked above; the caller guarantees `len` readable bytes at `pixels`.
         let img = unsafe { image::to_image(&img) }?;
-        let result = GradconResult::from(detector.0.score(&img)?);
+        let result = GradconResult::new(detector.0.score(&img)?, detector.0.threshold());
         // SAFETY: non-null, and the caller guarantees it is writable.
         unsafe { out.write(result) };
         Ok(())
@@ -409,6 +410,7 @@ pub unsafe extern "C" fn gradcon_score_batch(
             image::check(img).map_err(|f| f.context(&format!("image {i}")))?;
         }
         let batch = detector.0.settings().batch_size.max(1);
+        let threshold = detector.0.threshold();
         for (c, chunk) in images.chunks(batch).enumerate() {
             let first = c * batch;
             let owned = chunk
@@ -431,7 +433,7 @@ pub unsafe extern "C" fn gradcon_score_batch(
             for (i, s) in scores.into_iter().enumerate() {
                 // SAFETY: `first + i < count`, and the caller guarantees `count` writable
                 // results at `out` that overlap no input.
-                unsafe { out.add(first + i).write(GradconResult::from(s)) };
+                unsafe { out.add(first + i).write(GradconResult::new(s, threshold)) };
             }
         }
         Ok(())

@@ -71,6 +71,8 @@ impl Cli {
             .validate(),
             Command::Train(a) => {
                 a.train.config(0).validate()?;
+                check_beta(a.beta)?;
+                detector::eval::threshold::check_fpr(a.fpr)?;
                 check_channels(a.channels)?;
                 if let (Some(d), Some(c)) = (a.data.dataset, a.class) {
                     DatasetKind::from(d).check_class(c)?;
@@ -79,6 +81,9 @@ impl Cli {
             }
             Command::Score(a) => {
                 check_beta(a.beta)?;
+                if let Some(t) = a.threshold.filter(|t| !t.is_finite()) {
+                    return Err(bad("threshold", t, "a finite number"));
+                }
                 if let Some(c) = a.normal_class {
                     DatasetKind::Mnist
                         .check_class(c)
@@ -165,7 +170,11 @@ pub enum Command {
     Demo(DemoArgs),
     /// Train one model on one normal class.
     Train(TrainArgs),
-    /// Score images with a trained model (CSV or JSON per image; AUROC with labels).
+    /// Score images with a trained model: per image (CSV or JSON) its anomaly_score
+    /// (= -gradcon: HIGHER MEANS MORE ANOMALOUS), the decision `anomalous` (1 when the anomaly
+    /// score is above the model's threshold, 0 below, empty without one), and the GradCon
+    /// score with its reconstruction and gradient terms (higher means more normal). AUROC
+    /// with --labels.
     Score(ScoreArgs),
     /// Score a model on its class's protocol test split and print the three AUROCs.
     Eval(EvalArgs),
@@ -300,6 +309,15 @@ pub struct TrainArgs {
     /// Start over: ignore (and replace) an earlier run's checkpoint and model at --out.
     #[arg(long)]
     pub fresh: bool,
+    /// Weight of the gradient term in the score the threshold is calibrated for.
+    #[arg(long, default_value_t = DEFAULT_BETA)]
+    pub beta: f64,
+    /// Target false-positive rate of the decision threshold, calibrated on the held-out
+    /// normal validation images: the threshold is their ceil((1 - fpr) n)-th smallest anomaly
+    /// score, so at most floor(fpr n) of them are above it. No threshold with
+    /// --val-fraction 0. Not pinned: it does not change the weights.
+    #[arg(long, default_value_t = detector::eval::threshold::DEFAULT_FPR)]
+    pub fpr: f64,
     /// Keep the checkpoint NAME.ckpt when training ends (by default it is removed, and the
     /// model file records how it was trained); a kept checkpoint lets a larger --epochs extend
     /// the run.
@@ -336,9 +354,13 @@ pub struct ScoreArgs {
     /// Write the scores here instead of stdout.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Weight of the gradient term in the score.
+    /// Weight of the gradient term in the score. A threshold stored with the model applies
+    /// only to the beta it was calibrated for (the default unless trained with another).
     #[arg(long, default_value_t = DEFAULT_BETA)]
     pub beta: f64,
+    /// Decide `anomalous` at this anomaly-score threshold instead of the model's.
+    #[arg(long)]
+    pub threshold: Option<f64>,
 }
 
 #[derive(Debug, Args)]

@@ -254,7 +254,8 @@ fn train_cmd(a: TrainArgs, quiet: bool) -> Result<()> {
     let mut trainer = Trainer::new(config)?
         .stream(stream)
         .source(source)
-        .checkpoint(&ckpt);
+        .checkpoint(&ckpt)
+        .decision(a.beta, a.fpr)?;
     if let Some(p) = &a.init {
         trainer = trainer.init_from(Detector::load(p)?);
     }
@@ -328,7 +329,12 @@ fn remove_if_present(path: &Path) -> Result<()> {
 
 fn score_cmd(a: ScoreArgs) -> Result<()> {
     let mut model = Detector::load(&a.model)?;
-    model.set_beta(a.beta)?;
+    model.set_settings(detector::ScoreSettings {
+        beta: a.beta,
+        threshold: a.threshold,
+        ..model.settings()
+    })?;
+    decision_notes(&model, &a);
     let images = load_images(&a.images, model.channels())?;
     let idx: Vec<usize> = (0..images.len()).collect();
     let scores = model.score_dataset(&images, &idx)?;
@@ -368,18 +374,57 @@ fn score_cmd(a: ScoreArgs) -> Result<()> {
     Ok(())
 }
 
+/// What `score` says on stderr about the decisions it can or cannot make.
+fn decision_notes(model: &Detector, a: &ScoreArgs) {
+    if !model.has_reference() {
+        eprintln!(
+            "gradcon: warning: {} has no reference gradients: the gradient term is zero, \
+             and the score is the reconstruction term alone",
+            a.model.display()
+        );
+    }
+    match (model.calibration(), a.threshold) {
+        (_, Some(_)) => {}
+        (None, None) => eprintln!(
+            "gradcon: note: {} stores no threshold (trained without validation images): \
+             the anomalous column is empty; give --threshold to decide",
+            a.model.display()
+        ),
+        (Some(c), None) if c.beta != a.beta => eprintln!(
+            "gradcon: warning: the stored threshold was calibrated for --beta {}, not {}: \
+             it does not apply, and the anomalous column is empty (give --threshold)",
+            c.beta, a.beta
+        ),
+        (Some(_), None) => {}
+    }
+}
+
 fn render_scores(s: &[Score], aurocs: Option<&Aurocs>, format: ScoreFormat) -> String {
+    let decision = |s: &Score| match s.anomalous {
+        Some(true) => "1",
+        Some(false) => "0",
+        None => "",
+    };
     match format {
         ScoreFormat::Csv => {
-            let mut out = String::from("index,gradcon,recon,grad\n");
+            let mut out = String::from("index,anomaly_score,anomalous,gradcon,recon,grad\n");
             for (i, s) in s.iter().enumerate() {
-                out += &format!("{i},{},{},{}\n", s.gradcon, s.recon, s.grad);
+                out += &format!(
+                    "{i},{},{},{},{},{}\n",
+                    s.anomaly_score,
+                    decision(s),
+                    s.gradcon,
+                    s.recon,
+                    s.grad
+                );
             }
             out
         }
         ScoreFormat::Json => {
             let column = |f: fn(&Score) -> f64| s.iter().map(f).collect::<Vec<f64>>();
             let v = serde_json::json!({
+                "anomaly_score": column(|s| s.anomaly_score),
+                "anomalous": s.iter().map(|s| s.anomalous).collect::<Vec<_>>(),
                 "gradcon": column(|s| s.gradcon), "recon": column(|s| s.recon),
                 "grad": column(|s| s.grad), "auroc": aurocs,
             });

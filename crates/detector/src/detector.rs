@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::data::{Dataset, Image};
+use crate::eval::threshold::Calibration;
 use crate::io::checkpoint::{Checkpoint, MAGIC};
 use crate::io::fs::{read_file, write_atomic};
 use crate::io::safetensors::StateDict;
@@ -25,8 +26,11 @@ pub use crate::parallel::MAX_THREADS;
 pub struct ScoreSettings {
     /// Weight of the gradient term: `gradcon = recon + beta * grad`.
     pub beta: f64,
-    /// Images per batched forward and backward pass (at least 1). Scores do not depend on it.
+    /// Images per batched forward and backward pass (at least 1). Scores do not depend on it
+    /// beyond float rounding.
     pub batch_size: usize,
+    /// A threshold on the anomaly score that overrides the calibrated one.
+    pub threshold: Option<f64>,
 }
 
 impl Default for ScoreSettings {
@@ -34,6 +38,7 @@ impl Default for ScoreSettings {
         Self {
             beta: DEFAULT_BETA,
             batch_size: DEFAULT_SCORE_BATCH,
+            threshold: None,
         }
     }
 }
@@ -53,6 +58,13 @@ impl ScoreSettings {
                 option: "score-batch",
                 value: "0".into(),
                 expected: "at least 1",
+            });
+        }
+        if let Some(t) = self.threshold.filter(|t| !t.is_finite()) {
+            return Err(Error::InvalidOption {
+                option: "threshold",
+                value: t.to_string(),
+                expected: "a finite number",
             });
         }
         Ok(())
@@ -82,6 +94,7 @@ pub struct Detector {
     reference: ReferenceGradients,
     settings: ScoreSettings,
     provenance: Option<Provenance>,
+    calibration: Option<Calibration>,
     pool: Option<Arc<rayon::ThreadPool>>,
 }
 
@@ -115,11 +128,13 @@ impl fmt::Debug for Detector {
 }
 
 impl PartialEq for Detector {
-    /// Equal weights, reference gradients and settings (the thread pool is not compared).
+    /// Equal weights, reference gradients, settings and calibration (the thread pool and the
+    /// provenance are not compared).
     fn eq(&self, other: &Self) -> bool {
         self.autoencoder == other.autoencoder
             && self.reference == other.reference
             && self.settings == other.settings
+            && self.calibration == other.calibration
     }
 }
 
@@ -131,8 +146,44 @@ impl Detector {
             reference,
             settings: ScoreSettings::default(),
             provenance: None,
+            calibration: None,
             pool: None,
         }
+    }
+
+    /// How the decision threshold was calibrated (`None`: no threshold, e.g. trained without a
+    /// validation split).
+    pub fn calibration(&self) -> Option<&Calibration> {
+        self.calibration.as_ref()
+    }
+
+    /// Sets (or clears) the calibration.
+    pub fn set_calibration(&mut self, calibration: Option<Calibration>) {
+        self.calibration = calibration;
+    }
+
+    /// Calibrates the threshold on `normal` images at the target false-positive rate `fpr`
+    /// (see [`crate::eval::threshold`]), for the current `beta`.
+    pub fn calibrate(&mut self, normal: &Dataset, fpr: f64) -> Result<Calibration> {
+        let idx: Vec<usize> = (0..normal.len()).collect();
+        let scores: Vec<f64> = self
+            .score_dataset(normal, &idx)?
+            .iter()
+            .map(|s| s.anomaly_score)
+            .collect();
+        let c = Calibration::new(&scores, self.beta(), fpr)?;
+        self.calibration = Some(c);
+        Ok(c)
+    }
+
+    /// The threshold scores are decided at: the settings' override, else the calibrated one
+    /// when it was calibrated for the current `beta`.
+    pub fn threshold(&self) -> Option<f64> {
+        self.settings.threshold.or_else(|| {
+            self.calibration
+                .filter(|c| c.beta == self.settings.beta)
+                .map(|c| c.threshold)
+        })
     }
 
     /// How the model was trained (`None` for a model from elsewhere, or an older file).
@@ -327,14 +378,40 @@ impl Detector {
         })
     }
 
+    /// The reconstructions of the images of `data` at `indices` (each `C x 28 x 28` values
+    /// in `[0, 1]`, CHW), in batched forward passes.
+    pub fn reconstruct_dataset(&self, data: &Dataset, indices: &[usize]) -> Result<Vec<Vec<f32>>> {
+        let per = self.channels() * IMAGE_SIDE * IMAGE_SIDE;
+        self.run(|| {
+            let mut out = Vec::with_capacity(indices.len());
+            for chunk in indices.chunks(self.settings.batch_size) {
+                let x = data.batch_tensor(chunk)?;
+                let tape = autograd::Tape::new();
+                let params: Vec<_> = self
+                    .autoencoder
+                    .params
+                    .iter()
+                    .map(|p| tape.constant(p.clone()))
+                    .collect();
+                let r = crate::model::gradcon::forward(&params, tape.constant(x))?;
+                out.extend(r.value().data().chunks(per).map(<[f32]>::to_vec));
+            }
+            Ok(out)
+        })
+    }
+
     /// Scores a batch tensor `[B, C, 28, 28]` with values in `[0, 1]`.
     pub fn score_tensor(&self, x: &core_tensor::Tensor<f32>) -> Result<Vec<Score>> {
-        score_batch(
+        let threshold = self.threshold();
+        Ok(score_batch(
             &self.autoencoder.params,
             &self.reference.grads,
             x,
             self.settings.beta,
-        )
+        )?
+        .into_iter()
+        .map(|s| s.decided(threshold))
+        .collect())
     }
 }
 
@@ -342,11 +419,13 @@ impl From<StateDict> for Detector {
     /// A state dict without reference gradients gets zeros (count 0).
     fn from(s: StateDict) -> Self {
         let channels = s.model.channels;
-        Self::new(
+        let mut d = Self::new(
             s.model,
             s.reference
                 .unwrap_or_else(|| ReferenceGradients::zeros(channels)),
-        )
+        );
+        d.calibration = s.calibration;
+        d
     }
 }
 
@@ -355,6 +434,7 @@ impl From<&Detector> for StateDict {
         Self {
             model: d.autoencoder.clone(),
             reference: Some(d.reference.clone()),
+            calibration: d.calibration,
         }
     }
 }

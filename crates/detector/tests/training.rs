@@ -140,3 +140,62 @@ fn options_are_refused_before_any_work_naming_the_option() {
         assert!(err.to_string().starts_with(option), "{err}");
     }
 }
+
+#[test]
+fn training_calibrates_a_threshold_at_the_target_rate_and_every_file_keeps_it() {
+    let pixels: Vec<u8> = (0..60 * 784)
+        .map(|i| ((i * 7 + i / 784 * 13) % 256) as u8)
+        .collect();
+    let all = Dataset::new(pixels, vec![0; 60], 1, 28, 28).unwrap();
+    let train = all.take(&(0..40).collect::<Vec<_>>()).unwrap();
+    let val = all.take(&(40..60).collect::<Vec<_>>()).unwrap();
+    let trained = Trainer::new(TrainConfig {
+        epochs: 2,
+        batch_size: 8,
+        ..TrainConfig::default()
+    })
+    .unwrap()
+    .decision(0.12, 0.1)
+    .unwrap()
+    .fit(&train, &val, &mut Silent)
+    .unwrap();
+    let d = trained.detector;
+    let c = *d
+        .calibration()
+        .expect("a threshold from the validation images");
+    let n = val.len() as f64;
+    assert!(c.fpr <= 0.1 && c.fpr >= 0.1 - 1.0 / n, "rate {}", c.fpr);
+    let scores = d.score_dataset(&val, &(0..20).collect::<Vec<_>>()).unwrap();
+    let flagged = scores.iter().filter(|s| s.anomalous == Some(true)).count();
+    assert_eq!(
+        flagged as f64 / n,
+        c.fpr,
+        "the decisions on the validation images"
+    );
+    for s in &scores {
+        assert_eq!(s.anomaly_score, -s.gradcon);
+        assert_eq!(s.anomalous, Some(s.anomaly_score > c.threshold));
+    }
+    // The model file and the safetensors export keep the threshold and its beta.
+    let gcm = detector::Detector::from_bytes("m.gcm", &d.to_bytes()).unwrap();
+    assert_eq!(gcm.calibration(), Some(&c));
+    let st = detector::Detector::from_bytes("m.st", &d.to_safetensors_bytes().unwrap()).unwrap();
+    assert_eq!(st.calibration(), Some(&c));
+    // Another beta: the threshold does not apply, and nothing is decided.
+    let mut other = gcm.clone();
+    other.set_beta(0.5).unwrap();
+    assert_eq!(other.threshold(), None);
+    let s = other.score_dataset(&val, &[0]).unwrap();
+    assert_eq!(s[0].anomalous, None);
+    // Without validation images there is no threshold.
+    let none = Dataset::empty(1, 28, 28);
+    let bare = Trainer::new(TrainConfig {
+        epochs: 1,
+        batch_size: 8,
+        ..TrainConfig::default()
+    })
+    .unwrap()
+    .fit(&train, &none, &mut Silent)
+    .unwrap();
+    assert!(bare.detector.calibration().is_none());
+}

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auroc::auroc;
 use super::split::{fold_split, holdout_split, OneClassSplit};
+use super::threshold::AtThreshold;
 use crate::data::{load_cifar10, load_fashion_mnist, load_mnist, Dataset, Split, NUM_CLASSES};
 use crate::io::fs::{remove_stale_temporaries, write_atomic, OutputLock};
 use crate::model::gradcon::Score;
@@ -132,6 +133,10 @@ pub struct ClassResult {
     pub test_images: usize,
     /// Wall time of this class (training and scoring) in seconds, summed over resumed runs.
     pub seconds: f64,
+    /// Precision, recall, F1 and false-positive rate on the test images at the threshold
+    /// calibrated on the validation images (absent without validation images).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_threshold: Option<AtThreshold>,
     /// The options and data the class was trained with (absent in older results).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pin: Option<Pin>,
@@ -202,7 +207,8 @@ pub fn run_class(
     let trainer = Trainer::new(config.clone())?
         .stream(u64::from(class))
         .source(format!("{} class {class}", pool.kind.name()))
-        .checkpoint(&ckpt);
+        .checkpoint(&ckpt)
+        .decision(options.beta, crate::eval::threshold::DEFAULT_FPR)?;
     let pin = trainer.pin(&train_set, &val_set);
     if options.fresh {
         remove_if_present(&ckpt)?;
@@ -217,10 +223,9 @@ pub fn run_class(
         trainer.fit_state(&train_set, &val_set, &mut *progress)?
     };
     let scoring = Instant::now();
-    let mut model = state.selected();
+    let model = trainer.finish(&state, &val_set)?;
     model.check_finite(&model_path.display().to_string())?;
     model.save(&model_path)?;
-    model.set_beta(options.beta)?;
     let scores = model.score_dataset(&pool.images, &split.test)?;
     if let Some(i) = scores.iter().position(|s| !s.gradcon.is_finite()) {
         return Err(Error::invalid(
@@ -248,6 +253,11 @@ pub fn run_class(
         val_images: split.val.len(),
         test_images: split.test.len(),
         // Training time summed over resumed runs, and this run's scoring.
+        at_threshold: model.threshold().map(|t| {
+            let anomaly: Vec<f64> = scores.iter().map(|s| s.anomaly_score).collect();
+            let truth: Vec<bool> = split.test_is_normal.iter().map(|n| !n).collect();
+            AtThreshold::of(&anomaly, &truth, t)
+        }),
         seconds: state.seconds + scoring.elapsed().as_secs_f64(),
         pin: Some(pin),
     };

@@ -3,7 +3,8 @@
 //!
 //! A model file holds `kind = "gradcon-model/1"`, `channels`, the 16 parameters under the
 //! authors' names, `ref_grad.{0..3}` and `ref_grad_count`, and, when training wrote it,
-//! `provenance`: how it was trained, as JSON ([`crate::Provenance`]). Entries are only ever
+//! `provenance`: how it was trained, as JSON ([`crate::Provenance`]), and `calibration`: its
+//! decision threshold ([`crate::eval::threshold::Calibration`]). Entries are only ever
 //! added, so older files keep loading and older readers skip what they do not know. A checkpoint holds
 //! `kind = "gradcon-train-state/1"` and everything a resume needs; its `best.*` entries are the
 //! selected model, which [`Detector`] loads from a checkpoint too.
@@ -87,6 +88,12 @@ impl Detector {
         if let Some(p) = self.provenance() {
             c.put_str("provenance", serde_json::to_string(p).expect("plain data"));
         }
+        if let Some(cal) = self.calibration() {
+            c.put_str(
+                "calibration",
+                serde_json::to_string(cal).expect("plain data"),
+            );
+        }
         c
     }
 
@@ -110,6 +117,11 @@ impl Detector {
             let p = serde_json::from_str(c.get_str("provenance")?)
                 .map_err(|e| json_error(c, "provenance", e))?;
             detector.set_provenance(Some(p));
+        }
+        if c.contains("calibration") {
+            let cal = serde_json::from_str(c.get_str("calibration")?)
+                .map_err(|e| json_error(c, "calibration", e))?;
+            detector.set_calibration(Some(cal));
         }
         Ok(detector)
     }

@@ -28,6 +28,7 @@ use core_tensor::Tensor;
 
 use super::fs::{read_file, write_atomic};
 use crate::error::{Error, Result};
+use crate::eval::threshold::Calibration;
 use crate::model::{Autoencoder, ReferenceGradients};
 
 /// The `module.` prefix that `torch.nn.DataParallel` puts before every name.
@@ -44,7 +45,14 @@ pub struct StateDict {
     pub model: Autoencoder,
     /// `ref_grad.{0,1,2,3}` and `ref_grad_count`, when saved with the model.
     pub reference: Option<ReferenceGradients>,
+    /// The decision threshold and the `beta` it holds for, kept in the file's metadata
+    /// (`gradcon.threshold`, `gradcon.beta` and the whole `gradcon.calibration` as JSON).
+    pub calibration: Option<Calibration>,
 }
+
+/// The metadata key of the calibration (JSON); `gradcon.threshold` and `gradcon.beta` repeat
+/// its two main figures for readers that do not parse it.
+pub const CALIBRATION_KEY: &str = "gradcon.calibration";
 
 /// The 16 parameter names and shapes for `channels` input channels, encoder first, weight
 /// before bias (from the one layer table, [`crate::model::layers`]).
@@ -143,7 +151,11 @@ impl StateDict {
             grads: grads.into_iter().flatten().collect(),
             count,
         });
-        Ok(Self { model, reference })
+        Ok(Self {
+            model,
+            reference,
+            calibration: None,
+        })
     }
 }
 
@@ -204,7 +216,20 @@ impl StateDict {
                 },
             ));
         }
-        ::safetensors::serialize(raws.iter().map(|(n, r)| (n.as_str(), r)), None)
+        // Collected into the map type the crate takes (which depends on its features).
+        let metadata = self.calibration.map(|c| {
+            [
+                (
+                    CALIBRATION_KEY.to_string(),
+                    serde_json::to_string(&c).expect("plain data"),
+                ),
+                ("gradcon.threshold".to_string(), c.threshold.to_string()),
+                ("gradcon.beta".to_string(), c.beta.to_string()),
+            ]
+            .into_iter()
+            .collect()
+        });
+        ::safetensors::serialize(raws.iter().map(|(n, r)| (n.as_str(), r)), metadata)
             .map_err(|e| Error::invalid("to_safetensors_bytes", e.to_string()))
     }
 
@@ -238,7 +263,22 @@ impl StateDict {
         if !problems.is_empty() {
             return Err(Error::format(name, problems.join("; ")));
         }
-        Self::from_named(name, tensors, count)
+        let mut dict = Self::from_named(name, tensors, count)?;
+        let (_, metadata) = SafeTensors::read_metadata(bytes)
+            .map_err(|e| Error::format(name, format!("bad safetensors file: {e}")))?;
+        if let Some(text) = metadata
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get(CALIBRATION_KEY))
+        {
+            dict.calibration = Some(serde_json::from_str(text).map_err(|e| {
+                Error::format(
+                    name,
+                    format!("metadata `{CALIBRATION_KEY}` is not valid: {e}"),
+                )
+            })?);
+        }
+        Ok(dict)
     }
 
     /// Writes a safetensors file atomically (see [`write_atomic`]).

@@ -106,13 +106,21 @@ impl Loss<'_> {
     }
 }
 
-/// One image's scores; higher means more normal.
+/// One image's scores.
 ///
-/// `gradcon = recon + beta * grad`, with `recon = -L(x)` (minus the image's mean squared
-/// reconstruction error) and the gradient term `grad = (1/4) sum_l cos(dL(x)/dW_l, r_l)`.
+/// `gradcon = recon + beta * grad` (higher means more normal), with `recon = -L(x)` (minus
+/// the image's mean squared reconstruction error) and the gradient term
+/// `grad = (1/4) sum_l cos(dL(x)/dW_l, r_l)`. `anomaly_score = -gradcon` (higher means more
+/// anomalous, as in PyOD's decision function), and `anomalous` is the decision
+/// `anomaly_score > threshold` when the detector has a threshold for its `beta`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
 pub struct Score {
+    /// `-gradcon`: higher means more anomalous.
+    pub anomaly_score: f64,
+    /// Whether the image is anomalous at the detector's threshold (`None`: no threshold, or
+    /// one calibrated for another `beta`).
+    pub anomalous: Option<bool>,
     /// The GradCon score, `recon + beta * grad`.
     pub gradcon: f64,
     /// The reconstruction term `-L(x)`.
@@ -125,11 +133,20 @@ pub struct Score {
 impl Score {
     /// The score of an image with reconstruction term `recon` and gradient term `grad`.
     pub fn new(recon: f64, grad: f64, beta: f64) -> Self {
+        let gradcon = recon + beta * grad;
         Self {
-            gradcon: recon + beta * grad,
+            anomaly_score: -gradcon,
+            anomalous: None,
+            gradcon,
             recon,
             grad,
         }
+    }
+
+    /// The score with the decision at `threshold` (`None` leaves it undecided).
+    pub fn decided(mut self, threshold: Option<f64>) -> Self {
+        self.anomalous = threshold.map(|t| self.anomaly_score > t);
+        self
     }
 }
 

@@ -231,6 +231,8 @@ pub struct Trainer {
     init: Init,
     checkpoint: Option<PathBuf>,
     cancel: Cancel,
+    beta: f64,
+    fpr: f64,
 }
 
 impl Trainer {
@@ -244,7 +246,24 @@ impl Trainer {
             init: Init::Seeded,
             checkpoint: None,
             cancel: Cancel::new(),
+            beta: crate::DEFAULT_BETA,
+            fpr: crate::eval::threshold::DEFAULT_FPR,
         })
+    }
+
+    /// The decision the trained detector makes: its score weight `beta`, and the target
+    /// false-positive rate `fpr` its threshold is calibrated at on the validation images
+    /// (defaults: [`crate::DEFAULT_BETA`], 5%). Neither changes the weights, so neither is
+    /// pinned.
+    pub fn decision(mut self, beta: f64, fpr: f64) -> Result<Self> {
+        crate::ScoreSettings {
+            beta,
+            ..crate::ScoreSettings::default()
+        }
+        .validate()?;
+        crate::eval::threshold::check_fpr(fpr)?;
+        (self.beta, self.fpr) = (beta, fpr);
+        Ok(self)
     }
 
     /// The stream of the run's seeded generators (the protocol uses the class), so that runs
@@ -303,7 +322,20 @@ impl Trainer {
         observer: &mut dyn Observer,
     ) -> Result<Trained> {
         let state = self.fit_state(train, val, observer)?;
-        Ok(Trained::of(&state))
+        let mut trained = Trained::of(&state);
+        trained.detector = self.finish(&state, val)?;
+        Ok(trained)
+    }
+
+    /// The detector a finished `state` selected, with this trainer's `beta`, its threshold
+    /// calibrated on the normal images `val` (none without them).
+    pub fn finish(&self, state: &TrainState, val: &Dataset) -> Result<Detector> {
+        let mut d = state.selected();
+        d.set_beta(self.beta)?;
+        if !val.is_empty() {
+            d.calibrate(val, self.fpr)?;
+        }
+        Ok(d)
     }
 
     /// [`Trainer::fit`], returning the whole final training state.
