@@ -156,6 +156,10 @@ pub struct GlobalArgs {
     /// No progress bars or per-epoch lines on stderr.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// A line per epoch on stderr (losses, reconstruction spread, sigmoid derivative) above
+    /// the one progress bar per training run.
+    #[arg(long, global = true)]
+    pub epoch_lines: bool,
     /// Largest input file read, in MiB (a larger file, or a stream past it, is refused).
     #[arg(long, global = true, default_value_t = 1024)]
     pub max_file_mb: u64,

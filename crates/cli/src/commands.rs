@@ -18,7 +18,7 @@ use crate::args::{
     BenchArgs, Cli, Command, DataArgs, DemoArgs, EvalArgs, ExportArgs, ProtocolArgs, ScoreArgs,
     ScoreFormat, TrainArgs,
 };
-use crate::progress::{Progress, ProtocolProgress};
+use crate::progress::{Progress, ProtocolProgress, Verbosity};
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
@@ -35,16 +35,19 @@ pub fn run(cli: Cli) -> Result<()> {
             .build_global()
             .map_err(|e| Error::invalid("--threads", e.to_string()))?;
     }
-    let quiet = cli.global.quiet;
+    let show = Verbosity {
+        quiet: cli.global.quiet,
+        epoch_lines: cli.global.epoch_lines,
+    };
     // The command runs on a worker of the thread pool: each parallel kernel then starts on the
     // calling thread at once and the other workers steal from it, instead of every kernel being
     // handed to sleeping workers while the main thread waits.
     rayon::scope(move |_| match cli.command {
-        Command::Demo(a) => demo(a, quiet),
-        Command::Train(a) => train_cmd(a, quiet),
+        Command::Demo(a) => demo(a, show),
+        Command::Train(a) => train_cmd(a, show),
         Command::Score(a) => score_cmd(a),
         Command::Eval(a) => eval_cmd(a),
-        Command::Protocol(a) => protocol_cmd(a, quiet),
+        Command::Protocol(a) => protocol_cmd(a, show),
         Command::Export(a) => export_cmd(a),
         Command::Bench(a) => bench_cmd(a),
     })
@@ -59,7 +62,7 @@ fn shipped_sample() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/fashion-mnist-sample")
 }
 
-fn demo(a: DemoArgs, quiet: bool) -> Result<()> {
+fn demo(a: DemoArgs, show: Verbosity) -> Result<()> {
     let dir = a.data_dir.unwrap_or_else(shipped_sample);
     let config = TrainConfig {
         epochs: a.epochs,
@@ -76,7 +79,7 @@ fn demo(a: DemoArgs, quiet: bool) -> Result<()> {
         &(0..10).collect::<Vec<_>>(),
         &config,
         ProtocolOptions::default(),
-        &mut ProtocolProgress::new(quiet),
+        &mut ProtocolProgress::new(show, config.epochs),
     );
     let _ = std::fs::remove_dir_all(&out);
     let result = result?;
@@ -119,7 +122,7 @@ fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     write_atomic(path, text.as_bytes())
 }
 
-fn protocol_cmd(a: ProtocolArgs, quiet: bool) -> Result<()> {
+fn protocol_cmd(a: ProtocolArgs, show: Verbosity) -> Result<()> {
     let dir = data_dir(&a.data)?;
     let classes = a.classes.clone().unwrap_or_else(|| (0..10).collect());
     let config = a.train.config(5);
@@ -133,7 +136,7 @@ fn protocol_cmd(a: ProtocolArgs, quiet: bool) -> Result<()> {
             beta: a.beta,
             fresh: a.fresh,
         },
-        &mut ProtocolProgress::new(quiet),
+        &mut ProtocolProgress::new(show, config.epochs),
     )?;
     print!("{}", table(&result));
     write_json(&a.out.join("results.json"), &result)?;
@@ -238,7 +241,7 @@ fn train_data(a: &TrainArgs, config: &TrainConfig) -> Result<(Dataset, Dataset, 
     ))
 }
 
-fn train_cmd(a: TrainArgs, quiet: bool) -> Result<()> {
+fn train_cmd(a: TrainArgs, show: Verbosity) -> Result<()> {
     check_train_out(&a.out)?;
     let config = a.train.config(0);
     config.validate()?;
@@ -265,7 +268,7 @@ fn train_cmd(a: TrainArgs, quiet: bool) -> Result<()> {
         && a.out.exists()
         && up_to_date(&a.out, &trainer.pin(&train_set, &val_set))?
     {
-        if !quiet {
+        if !show.quiet {
             eprintln!(
                 "{} is up to date: trained with these options and images",
                 a.out.display()
@@ -273,7 +276,7 @@ fn train_cmd(a: TrainArgs, quiet: bool) -> Result<()> {
         }
         return Ok(());
     }
-    let mut progress = Progress::new("train", quiet);
+    let mut progress = Progress::new("train", show, trainer.config().epochs);
     let trained = trainer.fit(&train_set, &val_set, &mut progress)?;
     trained
         .detector
@@ -282,7 +285,7 @@ fn train_cmd(a: TrainArgs, quiet: bool) -> Result<()> {
     if !a.keep_checkpoint {
         remove_if_present(&ckpt)?;
     }
-    if !quiet {
+    if !show.quiet {
         eprintln!(
             "wrote {} (epoch {}, {} restarts)",
             a.out.display(),

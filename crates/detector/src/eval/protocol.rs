@@ -404,5 +404,7 @@ pub fn table(result: &ProtocolResult) -> String {
         "{:>5}  {:>8.4}  {:>8.4}  {:>8.4}  {:>8}\n",
         "mean", result.mean.gradcon, result.mean.recon, result.mean.grad, result.total_restarts
     );
+    s += "AUROC on each class's test split of the GradCon score, its reconstruction term and its\n\
+          gradient term; restarts after a saturated output; epoch of the selected model.\n";
     s
 }
