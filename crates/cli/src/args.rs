@@ -184,7 +184,8 @@ pub enum Command {
     Eval(EvalArgs),
     /// Run the one-class protocol: a model per class, AUROC per class and mean.
     Protocol(ProtocolArgs),
-    /// Write a model as .safetensors with the authors' names (and reference gradients).
+    /// Write a model as .safetensors with the authors' names (and reference gradients; see
+    /// --torch for PyTorch's strict loading).
     Export(ExportArgs),
     /// Time a training step and scoring on this machine.
     Bench(BenchArgs),
@@ -417,6 +418,15 @@ pub struct ExportArgs {
     /// The .safetensors file to write.
     #[arg(long, short)]
     pub out: PathBuf,
+    /// For PyTorch's strict `load_state_dict`: --out holds the 16 parameters alone, and the
+    /// reference gradients with their count (and the decision threshold, in its metadata) go
+    /// to NAME.ref_grad.safetensors beside it.
+    #[arg(long)]
+    pub torch: bool,
+    /// With --torch: prefix every parameter name with `module.`, as the authors' scripts save
+    /// an nn.DataParallel model.
+    #[arg(long, requires = "torch")]
+    pub data_parallel: bool,
 }
 
 #[derive(Debug, Args)]

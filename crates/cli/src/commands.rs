@@ -10,6 +10,7 @@ use detector::data::{
 };
 use detector::eval::protocol::{run_protocol, table, Aurocs, DatasetKind, Pool, ProtocolOptions};
 use detector::io::fs::{remove_stale_temporaries, write_atomic, OutputLock};
+use detector::io::safetensors::StateDict;
 use detector::model::{Autoencoder, IMAGE_SIDE};
 use detector::train::TrainState;
 use detector::{Detector, Error, Result, Score, TrainConfig, Trainer};
@@ -389,8 +390,8 @@ fn decision_notes(model: &Detector, a: &ScoreArgs) {
     match (model.calibration(), a.threshold) {
         (_, Some(_)) => {}
         (None, None) => eprintln!(
-            "gradcon: note: {} stores no threshold (trained without validation images): \
-             the anomalous column is empty; give --threshold to decide",
+            "gradcon: note: {} stores no decision threshold (trained without validation \
+             images, or exported without one): the anomalous column is empty; give --threshold",
             a.model.display()
         ),
         (Some(c), None) if c.beta != a.beta => eprintln!(
@@ -456,15 +457,27 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
 }
 
 fn export_cmd(a: ExportArgs) -> Result<()> {
-    let out = a.out.with_extension("safetensors");
-    if out != a.out {
-        return Err(Error::InvalidOption {
-            option: "out",
-            value: a.out.display().to_string(),
-            expected: "a file name ending in .safetensors",
-        });
+    let model = Detector::load(&a.model)?;
+    if !a.torch {
+        return model.save(&a.out);
     }
-    Detector::load(&a.model)?.save(&a.out)
+    let (weights, refs) = StateDict::from(&model).to_torch_bytes(a.data_parallel)?;
+    write_atomic(&a.out, &weights)?;
+    let beside = torch_refs_path(&a.out);
+    match refs {
+        Some(bytes) => write_atomic(&beside, &bytes)?,
+        None => eprintln!(
+            "gradcon: note: {} has no reference gradients; {} is not written",
+            a.model.display(),
+            beside.display()
+        ),
+    }
+    Ok(())
+}
+
+/// `NAME.ref_grad.safetensors` beside `NAME.safetensors`.
+fn torch_refs_path(out: &Path) -> PathBuf {
+    out.with_extension("ref_grad.safetensors")
 }
 
 fn bench_cmd(a: BenchArgs) -> Result<()> {

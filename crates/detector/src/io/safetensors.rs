@@ -193,13 +193,38 @@ impl StateDict {
     /// The safetensors file's bytes: the 16 parameters, and the reference gradients and their
     /// count if present, under the authors' names (no `module.` prefix).
     pub fn to_safetensors_bytes(&self) -> Result<Vec<u8>> {
-        let f32_raw = |t: &Tensor<f32>| Raw {
-            dtype: Dtype::F32,
-            shape: t.shape().to_vec(),
-            data: t.data().iter().flat_map(|v| v.to_le_bytes()).collect(),
-        };
         let mut raws: Vec<(String, Raw)> =
             self.parameters().map(|(n, t)| (n, f32_raw(t))).collect();
+        raws.extend(self.reference_raws()?);
+        serialize(&raws, self.metadata())
+    }
+
+    /// The files PyTorch users load as they are: first the 16 parameters alone (so that a
+    /// strict `load_state_dict` of the authors' module accepts it), each name prefixed with
+    /// `module.` when `data_parallel` (as the authors' scripts save an `nn.DataParallel`
+    /// model); then the reference gradients and their count (and the calibration in its
+    /// metadata) as a second file, `None` without reference gradients.
+    pub fn to_torch_bytes(&self, data_parallel: bool) -> Result<(Vec<u8>, Option<Vec<u8>>)> {
+        let prefix = if data_parallel {
+            DATA_PARALLEL_PREFIX
+        } else {
+            ""
+        };
+        let raws: Vec<(String, Raw)> = self
+            .parameters()
+            .map(|(n, t)| (format!("{prefix}{n}"), f32_raw(t)))
+            .collect();
+        let model = serialize(&raws, None)?;
+        let refs = self.reference_raws()?;
+        let refs = match refs.is_empty() {
+            true => None,
+            false => Some(serialize(&refs, self.metadata())?),
+        };
+        Ok((model, refs))
+    }
+
+    fn reference_raws(&self) -> Result<Vec<(String, Raw)>> {
+        let mut raws = Vec::new();
         if let Some(r) = &self.reference {
             for (name, g) in ReferenceGradients::names().into_iter().zip(&r.grads) {
                 raws.push((name, f32_raw(g)));
@@ -216,9 +241,12 @@ impl StateDict {
                 },
             ));
         }
-        // Collected into the map type the crate takes (which depends on its features).
-        let metadata = self.calibration.map(|c| {
-            [
+        Ok(raws)
+    }
+
+    fn metadata(&self) -> Option<Vec<(String, String)>> {
+        self.calibration.map(|c| {
+            vec![
                 (
                     CALIBRATION_KEY.to_string(),
                     serde_json::to_string(&c).expect("plain data"),
@@ -226,11 +254,7 @@ impl StateDict {
                 ("gradcon.threshold".to_string(), c.threshold.to_string()),
                 ("gradcon.beta".to_string(), c.beta.to_string()),
             ]
-            .into_iter()
-            .collect()
-        });
-        ::safetensors::serialize(raws.iter().map(|(n, r)| (n.as_str(), r)), metadata)
-            .map_err(|e| Error::invalid("to_safetensors_bytes", e.to_string()))
+        })
     }
 
     /// Parses a safetensors file holding a GradCon state dict; `name` names it in errors.
@@ -291,6 +315,24 @@ impl StateDict {
         let bytes = read_file(path)?;
         Self::from_safetensors_bytes(&path.display().to_string(), &bytes)
     }
+}
+
+fn f32_raw(t: &Tensor<f32>) -> Raw {
+    Raw {
+        dtype: Dtype::F32,
+        shape: t.shape().to_vec(),
+        data: t.data().iter().flat_map(|v| v.to_le_bytes()).collect(),
+    }
+}
+
+/// A safetensors file of `raws`, with `metadata` collected into the map type the crate takes
+/// (which depends on its features).
+fn serialize(raws: &[(String, Raw)], metadata: Option<Vec<(String, String)>>) -> Result<Vec<u8>> {
+    ::safetensors::serialize(
+        raws.iter().map(|(n, r)| (n.as_str(), r)),
+        metadata.map(|m| m.into_iter().collect()),
+    )
+    .map_err(|e| Error::invalid("to_safetensors_bytes", e.to_string()))
 }
 
 /// Little-endian `F32`, `F64`, `F16` or `BF16` values as f32 (`None` for other dtypes).
