@@ -98,25 +98,32 @@ fn special_images(pixels: &[u8]) -> Vec<(&'static str, Image)> {
     ]
 }
 
-/// One score as the C program prints it: `kind name gradcon recon grad`.
+/// One score as the C program prints it: `kind name gradcon recon grad`, and the decision:
+/// the threshold (NaN for none) and `anomalous` (1, 0, or -1 for none).
 #[derive(Debug, Clone, PartialEq)]
 struct Record {
     kind: String,
     name: String,
     values: [f64; 3],
+    threshold: f64,
+    anomalous: i32,
 }
 
 impl Record {
-    fn new(kind: &str, name: impl Into<String>, s: &Score) -> Self {
+    fn new(kind: &str, name: impl Into<String>, s: &Score, threshold: Option<f64>) -> Self {
         Self {
             kind: kind.into(),
             name: name.into(),
             values: [s.gradcon, s.recon, s.grad],
+            threshold: threshold.unwrap_or(f64::NAN),
+            anomalous: s.anomalous.map_or(-1, i32::from),
         }
     }
 
-    fn bits(&self) -> [u64; 3] {
-        self.values.map(f64::to_bits)
+    /// Everything compared, as bits (the threshold's NaN compares equal to itself this way).
+    fn bits(&self) -> [u64; 5] {
+        let [a, b, c] = self.values.map(f64::to_bits);
+        [a, b, c, self.threshold.to_bits(), self.anomalous as u64]
     }
 }
 
@@ -130,14 +137,17 @@ fn rust_records(count: usize, threads: usize) -> Vec<Record> {
     by_path.set_threads(threads).unwrap();
     by_bytes.set_threads(threads).unwrap();
     let special = special_images(&pixels);
+    let threshold = by_path.threshold();
+    assert!(threshold.is_some(), "the shipped model has a threshold");
     let mut out = vec![Record::new(
         "score",
         "path/grey_planar",
         &by_path.score(&special[0].1).unwrap(),
+        threshold,
     )];
     for (name, img) in &special {
         let s = by_bytes.score(img).unwrap();
-        out.push(Record::new("score", format!("bytes/{name}"), &s));
+        out.push(Record::new("score", format!("bytes/{name}"), &s, threshold));
     }
     let mut batch: Vec<Image> = special.into_iter().map(|(_, img)| img).collect();
     batch.extend(
@@ -151,7 +161,7 @@ fn rust_records(count: usize, threads: usize) -> Vec<Record> {
         scores
             .iter()
             .enumerate()
-            .map(|(i, s)| Record::new("batch", i.to_string(), s)),
+            .map(|(i, s)| Record::new("batch", i.to_string(), s, threshold)),
     );
     out
 }
@@ -338,14 +348,13 @@ fn parse(stdout: &str) -> Run {
                 assert_eq!(f.len(), 7, "bad line {line:?}");
                 let num = |s: &str| -> f64 { s.parse().unwrap_or_else(|_| panic!("{line:?}")) };
                 let values = [num(f[1]), num(f[2]), num(f[3])];
-                // The fields the next release will fill: fixed now.
                 assert_eq!(num(f[4]).to_bits(), (-values[0]).to_bits(), "{line:?}");
-                assert!(num(f[5]).is_nan(), "threshold of {line:?}");
-                assert_eq!(f[6], "-1", "anomalous of {line:?}");
                 run.records.push(Record {
                     kind: kind.into(),
                     name: f[0].into(),
                     values,
+                    threshold: num(f[5]),
+                    anomalous: f[6].parse().unwrap_or_else(|_| panic!("{line:?}")),
                 });
             }
             "error" => {
@@ -570,7 +579,7 @@ fn check_errors(run: &Run) {
         Detector::load("no-such-dir/missing-model.gcm").unwrap_err(),
     );
     assert!(
-        got.starts_with("gradcon_load: no-such-dir/missing-model.gcm: read failed: "),
+        got.starts_with("gradcon_load: no-such-dir/missing-model.gcm: open failed: "),
         "{got}"
     );
     assert_eq!(got, &rust);
@@ -639,6 +648,8 @@ fn c_program_is_clean_under_valgrind() {
                 kind: f[0].into(),
                 name: f[1].into(),
                 values: [v(2), v(3), v(4)],
+                threshold: v(5),
+                anomalous: f[6].parse().unwrap(),
             }
         })
         .collect();
@@ -707,8 +718,11 @@ fn avx2_reference() {
     let before = isa.calls();
     let mut lines = String::new();
     for r in rust_records(VALGRIND_IMAGES, 1) {
-        let [a, b, c] = r.bits();
-        lines += &format!("{} {} {a:016x} {b:016x} {c:016x}\n", r.kind, r.name);
+        let [a, b, c, t, _] = r.bits();
+        lines += &format!(
+            "{} {} {a:016x} {b:016x} {c:016x} {t:016x} {}\n",
+            r.kind, r.name, r.anomalous
+        );
     }
     assert!(isa.calls() > before, "no kernel ran on {isa}");
     std::fs::write(path, lines).unwrap();

@@ -366,6 +366,11 @@ pub struct ScoreArgs {
     /// Decide `anomalous` at this anomaly-score threshold instead of the model's.
     #[arg(long)]
     pub threshold: Option<f64>,
+    /// Also write, for image i, DIR/NNNNNN.recon.png (its reconstruction at the model's
+    /// 28x28, grey or RGB) and DIR/NNNNNN.error.png (the per-pixel error |x - x'|, the largest
+    /// over the channels, as grey: white is an error of 1).
+    #[arg(long, value_name = "DIR")]
+    pub reconstructions: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -362,6 +362,9 @@ fn score_cmd(a: ScoreArgs) -> Result<()> {
             ))
         }
     };
+    if let Some(dir) = &a.reconstructions {
+        write_reconstructions(&model, &images, dir)?;
+    }
     let text = render_scores(&scores, aurocs.as_ref(), a.format);
     match &a.out {
         Some(path) => write_atomic(path, text.as_bytes())?,
@@ -376,6 +379,55 @@ fn score_cmd(a: ScoreArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Each image's reconstruction and error map as PNG files in `dir` (see `score --help`).
+fn write_reconstructions(model: &Detector, images: &Dataset, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create folder", e))?;
+    let (c, side) = (model.channels(), model.input_side());
+    let plane = side * side;
+    let all: Vec<usize> = (0..images.len()).collect();
+    for chunk in all.chunks(256) {
+        let recons = model.reconstruct_dataset(images, chunk)?;
+        for (&i, r) in chunk.iter().zip(&recons) {
+            let x = images.image(i);
+            let to_u8 = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+            // Planes to interleaved pixels, as PNG stores them.
+            let recon: Vec<u8> = (0..plane)
+                .flat_map(|p| (0..c).map(move |ch| (ch, p)))
+                .map(|(ch, p)| to_u8(r[ch * plane + p]))
+                .collect();
+            let error: Vec<u8> = (0..plane)
+                .map(|p| {
+                    let e = (0..c)
+                        .map(|ch| (r[ch * plane + p] - f32::from(x[ch * plane + p]) / 255.0).abs())
+                        .fold(0.0, f32::max);
+                    to_u8(e)
+                })
+                .collect();
+            write_png(&dir.join(format!("{i:06}.recon.png")), side, c, &recon)?;
+            write_png(&dir.join(format!("{i:06}.error.png")), side, 1, &error)?;
+        }
+    }
+    Ok(())
+}
+
+/// An 8-bit grey (1 channel) or RGB (3) PNG of `side x side` interleaved pixels, written
+/// atomically.
+fn write_png(path: &Path, side: usize, channels: usize, pixels: &[u8]) -> Result<()> {
+    let mut bytes = Vec::new();
+    let mut enc = png::Encoder::new(&mut bytes, side as u32, side as u32);
+    enc.set_color(if channels == 3 {
+        png::ColorType::Rgb
+    } else {
+        png::ColorType::Grayscale
+    });
+    enc.set_depth(png::BitDepth::Eight);
+    let fail = |e: png::EncodingError| Error::invalid("png", format!("{}: {e}", path.display()));
+    let mut w = enc.write_header().map_err(fail)?;
+    w.write_image_data(pixels).map_err(fail)?;
+    w.finish().map_err(fail)?;
+    write_atomic(path, &bytes)
 }
 
 /// What `score` says on stderr about the decisions it can or cannot make.
