@@ -34,7 +34,8 @@ fn fires_on_a_saturated_output() {
         .unwrap();
     let mut model = Autoencoder::init(1, &mut Rng::seed_from_u64(1));
     // Pre-activations of the output far below zero: the sigmoid is flat, the image black.
-    model.params[15] = Tensor::full(&[1], -20.0);
+    let last_bias = detector::model::weight_index(detector::model::NUM_LAYERS - 1) + 1;
+    model.params[last_bias] = Tensor::full(&[1], -20.0);
     let init = Init::From(Box::new(Detector::new(model, ReferenceGradients::zeros(1))));
     let config = TrainConfig::default();
     let mut state = TrainState::fresh(&config, 1, 0, 0, &init);
