@@ -1,10 +1,11 @@
 //! The `gradcon` command line as a library: argument parsing and checks ([`args`]) and what
-//! each subcommand does ([`commands`]). The binary (`src/main.rs`) and the option-parsing fuzz
+//! each subcommand does ([`commands`]), and the HTML report of `--report DIR` ([`report`]). The binary (`src/main.rs`) and the option-parsing fuzz
 //! target use it.
 
 pub mod args;
 pub mod commands;
 mod progress;
+pub mod report;
 
 /// The option-parsing fuzz target's entry point: `data` split at NUL bytes is a command line
 /// after the program name; parsing and every check must give a value or an error, never a
