@@ -53,6 +53,10 @@ const NORMAL: RGBColor = RGBColor(31, 119, 180);
 const ANOMALOUS: RGBColor = RGBColor(214, 39, 40);
 const RESTART: &str = "#b00";
 const FONT: &str = "sans-serif";
+/// Sizes of the plots in pixels: the ROC curves and the histograms side by side.
+const ROC_W: u32 = 500;
+const HIST_W: u32 = 560;
+const PLOT_H: u32 = 440;
 
 /// What the report shows of one detector on one set of test images.
 #[derive(Debug, Clone)]
@@ -317,13 +321,14 @@ pub fn render_html(
 const STYLE: &str = "
 body { font-family: system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; color: #222;
        background: #fff; margin: 0; line-height: 1.4; }
-main { max-width: 1120px; margin: 0 auto; padding: 16px 24px 48px; }
+main { max-width: 1180px; margin: 0 auto; padding: 16px 20px 48px; }
 h1 { font-size: 1.6em; margin: 0.4em 0; }
 h2 { font-size: 1.3em; margin-top: 1.6em; border-bottom: 1px solid #ccc; padding-bottom: 4px; }
 h3 { font-size: 1.05em; margin: 1.2em 0 0.4em; }
 .convention { background: #f4f6fa; border-left: 4px solid #1f77b4; padding: 8px 12px; }
 .row { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; }
 figure { margin: 0; }
+.row figure { flex: 1 1 auto; }
 figcaption, .legend { font-size: 0.85em; color: #555; max-width: 100%; }
 svg { max-width: 100%; height: auto; display: block; }
 table { border-collapse: collapse; margin: 6px 0; font-variant-numeric: tabular-nums; }
@@ -340,21 +345,26 @@ td.name { text-align: left; }
 .heads span { width: 84px; text-align: center; }
 .example p { margin: 4px 0 0; font-size: 0.82em; overflow-wrap: anywhere; }
 .colorbar { display: flex; align-items: center; gap: 6px; font-size: 0.85em; margin: 4px 0; }
+.key { display: inline-block; width: 22px; border-top: 2px solid; vertical-align: middle;
+       margin: 0 5px 0 14px; }
+.key.dashed { border-top-style: dashed; }
+.dot { display: inline-block; width: 8px; height: 8px; border: 2px solid #000;
+       border-radius: 50%; vertical-align: middle; margin: 0 5px 0 14px; }
 .colorbar img { width: 240px; height: 14px; border: 1px solid #999; }
 ";
 
 fn summary_html(r: &ProtocolResult) -> String {
     let mut h = format!(
         "<section id=\"summary\"><h2>Summary: the one-class protocol on {}</h2>\n\
-         <p>{} classes, &beta; = {}, {} epochs at most, seed {}, {} restarts in all, {:.1} s \
-         wall time ({}).</p>\n<table>\n<tr><th>class</th><th>GradCon</th><th>recon</th>\
+         <p>{}, &beta; = {}, {} epochs at most, seed {}, {} in all, {:.1} s wall time \
+         ({}).</p>\n<table>\n<tr><th>class</th><th>GradCon</th><th>recon</th>\
          <th>grad</th><th>restarts</th><th>epoch</th><th>test images</th><th>F1</th></tr>\n",
         r.dataset.name(),
-        r.classes.len(),
+        count(r.classes.len(), "class", "classes"),
         r.beta,
         r.config.epochs,
         r.config.seed,
-        r.total_restarts,
+        count(r.total_restarts, "restart", "restarts"),
         r.wall_seconds,
         escape(&r.engine)
     );
@@ -402,6 +412,11 @@ fn summary_html(r: &ProtocolResult) -> String {
     h + "</section>\n"
 }
 
+/// `n` and the noun in its number.
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 fn section_html(i: usize, s: &Section) -> Result<String> {
     let anomalous = s.is_anomalous.iter().filter(|&&a| a).count();
     let mut h = format!(
@@ -417,11 +432,11 @@ fn section_html(i: usize, s: &Section) -> Result<String> {
     );
     let _ = write!(
         h,
-        "<div class=\"row\">\n<figure>{}<figcaption>ROC curves for detecting anomalies. Each \
+        "<div class=\"row\">\n<figure style=\"max-width:{ROC_W}px\">{}<figcaption>ROC curves for detecting anomalies. Each \
          curve lowers a threshold on an anomaly-oriented score (&minus;GradCon, &minus;recon, \
          &minus;grad); x is the fraction of normal test images at or above it, y the fraction \
          of anomalous ones. Tied scores make one step. The area equals the AUROC of the score \
-         with the normal images positive.</figcaption></figure>\n<figure>{}<figcaption>\
+         with the normal images positive.</figcaption></figure>\n<figure style=\"max-width:{HIST_W}px\">{}<figcaption>\
          Anomaly scores of the normal and the anomalous test images, in the same bins, each \
          group as the fraction of its own images.</figcaption></figure>\n</div>\n",
         roc_svg(s)?,
@@ -437,7 +452,8 @@ fn section_html(i: usize, s: &Section) -> Result<String> {
             "<figure>{}<figcaption>Mean J (the training loss: MSE + &alpha; &middot; gradient \
              loss) and MSE per epoch, on the training images and on the validation images. \
              Epochs are counted across attempts; a dashed red line marks the start of each new \
-             attempt after a restart (hover over it for the reason).</figcaption></figure>\n",
+             attempt after a restart (hover over it for the reason).<br>{TRAINING_LEGEND}\
+             </figcaption></figure>\n",
             training_svg(s)?
         );
     }
@@ -587,7 +603,7 @@ fn roc_svg(s: &Section) -> Result<String> {
         "ROC curves: AUROC GradCon {:.4}, reconstruction {:.4}, gradient {:.4}",
         s.aurocs.gradcon, s.aurocs.recon, s.aurocs.grad
     );
-    svg((500, 460), &label, |root| {
+    svg((ROC_W, PLOT_H), &label, |root| {
         let mut chart = ChartBuilder::on(root)
             .margin(14)
             .x_label_area_size(46)
@@ -699,70 +715,85 @@ fn histogram_svg(s: &Section) -> Result<String> {
         .iter()
         .flat_map(|g| g.2.iter().copied())
         .fold(0.0, f64::max)
-        * 1.15;
+        // Headroom above the bars for the legend and the threshold's label.
+        * 1.4;
     let top = if top > 0.0 { top } else { 1.0 };
-    svg((580, 460), "Histograms of the anomaly score", |root| {
-        let mut chart = ChartBuilder::on(root)
-            .margin(14)
-            .x_label_area_size(46)
-            .y_label_area_size(60)
-            .build_cartesian_2d(bins.lo..bins.hi(), 0.0..top)
-            .map_err(plot_error)?;
-        chart
-            .configure_mesh()
-            .x_desc("anomaly score (-GradCon)")
-            .y_desc("fraction of the group's images")
-            .x_labels(6)
-            .y_labels(6)
-            .max_light_lines(1)
-            .x_label_formatter(&|v| format!("{v:.3}"))
-            .y_label_formatter(&|v| format!("{v:.2}"))
-            .label_style((FONT, 14))
-            .axis_desc_style((FONT, 16))
-            .draw()
-            .map_err(plot_error)?;
-        for (name, color, fractions) in &groups {
-            let fill = color.mix(0.45).filled();
-            let bars = fractions.iter().enumerate().map(|(b, &f)| {
-                let x0 = bins.lo + b as f64 * bins.width;
-                Rectangle::new([(x0, 0.0), (x0 + bins.width, f)], fill)
-            });
-            chart
-                .draw_series(bars)
-                .map_err(plot_error)?
-                .label(*name)
-                .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 16, y + 6)], fill));
-        }
-        if let Some(t) = s.threshold {
-            let line = BLACK.stroke_width(2);
-            chart
-                .draw_series(LineSeries::new([(t, 0.0), (t, top)], line))
+    svg(
+        (HIST_W, PLOT_H),
+        "Histograms of the anomaly score",
+        |root| {
+            let mut chart = ChartBuilder::on(root)
+                .margin(14)
+                .x_label_area_size(46)
+                .y_label_area_size(60)
+                .build_cartesian_2d(bins.lo..bins.hi(), 0.0..top)
                 .map_err(plot_error)?;
-            let right = t > (bins.lo + bins.hi()) / 2.0;
-            let (h, dx) = if right {
-                (HPos::Right, -6)
-            } else {
-                (HPos::Left, 6)
-            };
-            let style = TextStyle::from((FONT, 15).into_font()).pos(Pos::new(h, VPos::Top));
-            let (x, y) = chart.backend_coord(&(t, top));
-            root.draw(&Text::new(
-                format!("threshold {t:.4}"),
-                (x + dx, y + 4),
-                style,
-            ))
-            .map_err(plot_error)?;
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font((FONT, 15))
-            .background_style(WHITE.mix(0.9))
-            .border_style(RGBColor(160, 160, 160))
-            .draw()
-            .map_err(plot_error)?;
-        Ok(String::new())
-    })
+            chart
+                .configure_mesh()
+                .x_desc("anomaly score (-GradCon)")
+                .y_desc("fraction of the group's images")
+                .x_labels(6)
+                .y_labels(6)
+                .max_light_lines(1)
+                .x_label_formatter(&|v| format!("{v:.*}", decimals(bins.hi() - bins.lo)))
+                .y_label_formatter(&|v| format!("{v:.2}"))
+                .label_style((FONT, 14))
+                .axis_desc_style((FONT, 16))
+                .draw()
+                .map_err(plot_error)?;
+            for (name, color, fractions) in &groups {
+                let fill = color.mix(0.45).filled();
+                let bars = fractions.iter().enumerate().map(|(b, &f)| {
+                    let x0 = bins.lo + b as f64 * bins.width;
+                    Rectangle::new([(x0, 0.0), (x0 + bins.width, f)], fill)
+                });
+                chart
+                    .draw_series(bars)
+                    .map_err(plot_error)?
+                    .label(*name)
+                    .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 16, y + 6)], fill));
+            }
+            if let Some(t) = s.threshold {
+                let line = BLACK.stroke_width(2);
+                chart
+                    .draw_series(LineSeries::new([(t, 0.0), (t, top)], line))
+                    .map_err(plot_error)?;
+                let right = t > (bins.lo + bins.hi()) / 2.0;
+                let (h, dx) = if right {
+                    (HPos::Right, -6)
+                } else {
+                    (HPos::Left, 6)
+                };
+                let style = TextStyle::from((FONT, 15).into_font()).pos(Pos::new(h, VPos::Top));
+                let (x, y) = chart.backend_coord(&(t, top));
+                root.draw(&Text::new(
+                    format!("threshold {t:.4}"),
+                    // Below the legend's two lines, above the bars.
+                    (x + dx, y + 66),
+                    style,
+                ))
+                .map_err(plot_error)?;
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .label_font((FONT, 15))
+                .background_style(WHITE.mix(0.9))
+                .border_style(RGBColor(160, 160, 160))
+                .draw()
+                .map_err(plot_error)?;
+            Ok(String::new())
+        },
+    )
+}
+
+/// Decimals that tell apart the tick labels of an axis spanning `span`.
+fn decimals(span: f64) -> usize {
+    if span.is_finite() && span > 0.0 {
+        (1.0 - span.log10().floor()).clamp(0.0, 8.0) as usize
+    } else {
+        3
+    }
 }
 
 /// A y range that shows `values` with a margin (a fixed width when they are all equal).
@@ -783,114 +814,114 @@ fn padded_range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
     lo - pad..hi + pad
 }
 
-/// One panel of the training curves: `metric` of the training and the validation images.
+/// One panel of the training curves: a measure on the training and on the validation images.
 struct Panel {
+    title: &'static str,
     name: &'static str,
     train: fn(&EpochRecord) -> f64,
     val: fn(&EpochRecord) -> Option<f64>,
 }
 
+const PANELS: [Panel; 2] = [
+    Panel {
+        title: "J, the training loss",
+        name: "J",
+        train: |r| r.train_loss,
+        val: |r| r.val_loss,
+    },
+    Panel {
+        title: "MSE, the reconstruction error",
+        name: "MSE",
+        train: |r| r.train_mse,
+        val: |r| r.val_mse,
+    },
+];
+
+/// The training curves, J and MSE side by side. Their legend is the HTML line under them
+/// ([`TRAINING_LEGEND`]), so it never covers a curve.
 fn training_svg(s: &Section) -> Result<String> {
-    let panels = [
-        Panel {
-            name: "J",
-            train: |r| r.train_loss,
-            val: |r| r.val_loss,
-        },
-        Panel {
-            name: "MSE",
-            train: |r| r.train_mse,
-            val: |r| r.val_mse,
-        },
-    ];
-    let epochs = s.history.len();
-    let last_attempt = s.history.last().map_or(0, |r| r.attempt);
     svg(
-        (1060, 360),
+        (1100, 360),
         "Training curves: J and MSE per epoch",
         |root| {
             let mut extra = String::new();
-            for (area, panel) in root.split_evenly((1, 2)).iter().zip(&panels) {
-                let values = s
-                    .history
-                    .iter()
-                    .flat_map(|r| [Some((panel.train)(r)), (panel.val)(r)])
-                    .flatten();
-                let mut chart = ChartBuilder::on(area)
-                    .margin(14)
-                    .margin_top(30)
-                    .x_label_area_size(46)
-                    .y_label_area_size(70)
-                    .build_cartesian_2d(0.5..epochs as f64 + 0.5, padded_range(values))
-                    .map_err(plot_error)?;
-                chart
-                    .configure_mesh()
-                    .x_desc("epoch (counted across attempts)")
-                    .y_desc(format!("mean {} per image", panel.name))
-                    .x_labels(epochs.clamp(2, 10))
-                    .y_labels(6)
-                    .max_light_lines(1)
-                    .x_label_formatter(&|v| format!("{v:.0}"))
-                    .y_label_formatter(&|v| format!("{v:.4}"))
-                    .label_style((FONT, 14))
-                    .axis_desc_style((FONT, 16))
-                    .draw()
-                    .map_err(plot_error)?;
-                let x = |i: usize| i as f64 + 1.0;
-                let lines = [
-                    (format!("training {}", panel.name), GRADCON),
-                    (format!("validation {}", panel.name), RECON),
-                ];
-                for (k, (label, color)) in lines.into_iter().enumerate() {
-                    let style = color.stroke_width(2);
-                    let points: Vec<(f64, f64)> = s
-                        .history
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(i, r)| {
-                            let v = if k == 0 {
-                                Some((panel.train)(r))
-                            } else {
-                                (panel.val)(r)
-                            };
-                            v.map(|v| (x(i), v))
-                        })
-                        .collect();
-                    if points.is_empty() {
-                        continue;
-                    }
-                    chart
-                        .draw_series(LineSeries::new(points, style).point_size(2))
-                        .map_err(plot_error)?
-                        .label(label)
-                        .legend(move |(x, y)| PathElement::new([(x, y), (x + 22, y)], style));
-                }
-                let selected = s
-                    .history
-                    .iter()
-                    .position(|r| r.attempt == last_attempt && Some(r.epoch) == s.selected_epoch);
-                if let Some((i, v)) =
-                    selected.and_then(|i| (panel.val)(&s.history[i]).map(|v| (i, v)))
-                {
-                    chart
-                        .draw_series([Circle::new((x(i), v), 6, BLACK.stroke_width(2))])
-                        .map_err(plot_error)?
-                        .label("selected model")
-                        .legend(|(x, y)| Circle::new((x + 11, y), 5, BLACK.stroke_width(2)));
-                }
-                chart
-                    .configure_series_labels()
-                    .position(SeriesLabelPosition::UpperRight)
-                    .label_font((FONT, 14))
-                    .background_style(WHITE.mix(0.9))
-                    .border_style(RGBColor(160, 160, 160))
-                    .draw()
-                    .map_err(plot_error)?;
-                extra += &restart_marks(s, &chart)?;
+            for (area, panel) in root.split_evenly((1, 2)).iter().zip(&PANELS) {
+                extra += &training_panel(area, s, panel)?;
             }
             Ok(extra)
         },
     )
+}
+
+const TRAINING_LEGEND: &str = "<span class=\"key\" style=\"border-color:#1f77b4\"></span>\
+    training images <span class=\"key\" style=\"border-color:#ff7f0e\"></span>validation \
+    images <span class=\"dot\"></span>the selected model <span class=\"key dashed\" \
+    style=\"border-color:#b00\"></span>a restart: a new attempt from fresh weights (hover for \
+    the reason)";
+
+/// One panel; returns the restart marks to lay on top.
+fn training_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    s: &Section,
+    panel: &Panel,
+) -> Result<String> {
+    let values = s
+        .history
+        .iter()
+        .flat_map(|r| [Some((panel.train)(r)), (panel.val)(r)]);
+    let y = padded_range(values.flatten());
+    let epochs = s.history.len();
+    let mut chart = ChartBuilder::on(area)
+        .caption(panel.title, (FONT, 17))
+        .margin(12)
+        .x_label_area_size(46)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.5..epochs as f64 + 0.5, y.clone())
+        .map_err(plot_error)?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch (counted across attempts)")
+        .y_desc(format!("mean {} per image", panel.name))
+        .x_labels(epochs.clamp(2, 10))
+        .y_labels(6)
+        .max_light_lines(1)
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{v:.*}", decimals(y.end - y.start)))
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 16))
+        .draw()
+        .map_err(plot_error)?;
+    let x = |i: usize| i as f64 + 1.0;
+    let train = s
+        .history
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Some((x(i), (panel.train)(r))));
+    let val = s
+        .history
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (panel.val)(r).map(|v| (x(i), v)));
+    let lines: [(Vec<_>, RGBColor); 2] = [
+        (train.flatten().collect(), GRADCON),
+        (val.flatten().collect(), RECON),
+    ];
+    for (points, color) in lines {
+        chart
+            .draw_series(LineSeries::new(points, color.stroke_width(2)).point_size(2))
+            .map_err(plot_error)?;
+    }
+    let last_attempt = s.history.last().map_or(0, |r| r.attempt);
+    let selected = s
+        .history
+        .iter()
+        .position(|r| r.attempt == last_attempt && Some(r.epoch) == s.selected_epoch);
+    if let Some((i, v)) = selected.and_then(|i| (panel.val)(&s.history[i]).map(|v| (i, v))) {
+        chart
+            .draw_series([Circle::new((x(i), v), 6, BLACK.stroke_width(2))])
+            .map_err(plot_error)?;
+    }
+    restart_marks(s, &chart)
 }
 
 /// Dashed vertical lines at the first epoch of each attempt after the first, each with the
