@@ -9,7 +9,7 @@
 //! Sign convention (stated once in the report too): `anomaly score = -GradCon score`, higher is
 //! more anomalous. The ROC curves detect anomalies: each term of the score is turned
 //! anomaly-oriented (`-gradcon`, `-recon`, `-grad`), so the area under a curve equals
-//! [`detector::eval::auroc`] of the term itself with the normal images positive.
+//! [`fn@detector::eval::auroc`] of the term itself with the normal images positive.
 //!
 //! ```no_run
 //! # fn main() -> detector::Result<()> {
@@ -328,6 +328,8 @@ h3 { font-size: 1.05em; margin: 1.2em 0 0.4em; }
 .convention { background: #f4f6fa; border-left: 4px solid #1f77b4; padding: 8px 12px; }
 .row { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; }
 figure { margin: 0; }
+details { margin: 6px 0; font-size: 0.9em; }
+summary { cursor: pointer; color: #1f4f8f; }
 .row figure { flex: 1 1 auto; }
 figcaption, .legend { font-size: 0.85em; color: #555; max-width: 100%; }
 svg { max-width: 100%; height: auto; display: block; }
@@ -407,7 +409,7 @@ fn summary_html(r: &ProtocolResult) -> String {
         })
         .collect();
     if !reasons.is_empty() {
-        let _ = write!(h, "<p>Restarts:</p><ul>{}</ul>\n", reasons.concat());
+        let _ = writeln!(h, "<p>Restarts:</p><ul>{}</ul>", reasons.concat());
     }
     h + "</section>\n"
 }
@@ -430,6 +432,7 @@ fn section_html(i: usize, s: &Section) -> Result<String> {
         s.aurocs.grad,
         s.beta
     );
+    let histograms = Histograms::of(s);
     let _ = write!(
         h,
         "<div class=\"row\">\n<figure style=\"max-width:{ROC_W}px\">{}<figcaption>ROC curves for detecting anomalies. Each \
@@ -438,9 +441,10 @@ fn section_html(i: usize, s: &Section) -> Result<String> {
          of anomalous ones. Tied scores make one step. The area equals the AUROC of the score \
          with the normal images positive.</figcaption></figure>\n<figure style=\"max-width:{HIST_W}px\">{}<figcaption>\
          Anomaly scores of the normal and the anomalous test images, in the same bins, each \
-         group as the fraction of its own images.</figcaption></figure>\n</div>\n",
+         group as the fraction of its own images.</figcaption></figure>\n</div>\n{}",
         roc_svg(s)?,
-        histogram_svg(s)?
+        histogram_svg(s, &histograms)?,
+        histograms.table_html()
     );
     h += &threshold_html(s);
     h += "<h3>Training</h3>\n";
@@ -453,7 +457,7 @@ fn section_html(i: usize, s: &Section) -> Result<String> {
              loss) and MSE per epoch, on the training images and on the validation images. \
              Epochs are counted across attempts; a dashed red line marks the start of each new \
              attempt after a restart (hover over it for the reason).<br>{TRAINING_LEGEND}\
-             </figcaption></figure>\n",
+             </figcaption></figure>",
             training_svg(s)?
         );
     }
@@ -584,19 +588,41 @@ fn svg(
     Ok(format!("{}{extra}{}", &buf[..end], &buf[end..]))
 }
 
+/// One score's ROC curve: its name, AUROC and colour, and its anomaly-oriented value.
+struct Term {
+    name: &'static str,
+    auroc: f64,
+    color: RGBColor,
+    anomaly: fn(&Score) -> f64,
+}
+
 fn roc_svg(s: &Section) -> Result<String> {
-    let terms: [(&str, f64, RGBColor, fn(&Score) -> f64); 3] = [
-        ("GradCon score", s.aurocs.gradcon, GRADCON, |x| -x.gradcon),
-        ("reconstruction term", s.aurocs.recon, RECON, |x| -x.recon),
-        ("gradient term", s.aurocs.grad, GRAD, |x| -x.grad),
+    let a = s.aurocs;
+    let terms = [
+        Term {
+            name: "GradCon score",
+            auroc: a.gradcon,
+            color: GRADCON,
+            anomaly: |x| -x.gradcon,
+        },
+        Term {
+            name: "reconstruction term",
+            auroc: a.recon,
+            color: RECON,
+            anomaly: |x| -x.recon,
+        },
+        Term {
+            name: "gradient term",
+            auroc: a.grad,
+            color: GRAD,
+            anomaly: |x| -x.grad,
+        },
     ];
     let curves = terms
         .iter()
         .map(|t| {
-            roc_curve(
-                &s.scores.iter().map(t.3).collect::<Vec<_>>(),
-                &s.is_anomalous,
-            )
+            let anomaly: Vec<f64> = s.scores.iter().map(t.anomaly).collect();
+            roc_curve(&anomaly, &s.is_anomalous)
         })
         .collect::<Result<Vec<_>>>()?;
     let label = format!(
@@ -632,12 +658,12 @@ fn roc_svg(s: &Section) -> Result<String> {
                 chance,
             ))
             .map_err(plot_error)?;
-        for ((name, auroc, color, _), curve) in terms.iter().zip(&curves) {
-            let style = color.stroke_width(2);
+        for (t, curve) in terms.iter().zip(&curves) {
+            let style = t.color.stroke_width(2);
             chart
                 .draw_series(LineSeries::new(thinned(curve, 1e-3), style))
                 .map_err(plot_error)?
-                .label(format!("{name}, AUROC {auroc:.4}"))
+                .label(format!("{}, AUROC {:.4}", t.name, t.auroc))
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 22, y)], style));
         }
         chart
@@ -682,34 +708,81 @@ impl Bins {
         self.lo + self.width * self.count as f64
     }
 
-    /// The fraction of `values` in each bin.
-    fn fractions(&self, values: impl Iterator<Item = f64>) -> Vec<f64> {
+    /// How many of `values` fall in each bin (the last bin takes its upper edge).
+    fn counts(&self, values: impl Iterator<Item = f64>) -> Vec<usize> {
         let mut counts = vec![0usize; self.count];
-        let mut n = 0;
         for v in values.filter(|v| v.is_finite()) {
             let b = ((v - self.lo) / self.width).floor().max(0.0) as usize;
             counts[b.min(self.count - 1)] += 1;
-            n += 1;
         }
-        counts.iter().map(|&c| c as f64 / n.max(1) as f64).collect()
+        counts
     }
 }
 
-fn histogram_svg(s: &Section) -> Result<String> {
-    let scores: Vec<f64> = s.scores.iter().map(|x| x.anomaly_score).collect();
-    let bins = Bins::covering(&scores, s.threshold);
-    let group = |anomalous: bool| {
-        bins.fractions(
-            scores
-                .iter()
-                .zip(&s.is_anomalous)
-                .filter(move |&(_, &a)| a == anomalous)
-                .map(|(&v, _)| v),
-        )
+/// The anomaly scores of the normal and of the anomalous test images, in the same bins.
+#[derive(Debug, Clone, PartialEq)]
+struct Histograms {
+    bins: Bins,
+    normal: Vec<usize>,
+    anomalous: Vec<usize>,
+}
+
+impl Histograms {
+    fn of(s: &Section) -> Self {
+        let scores: Vec<f64> = s.scores.iter().map(|x| x.anomaly_score).collect();
+        let bins = Bins::covering(&scores, s.threshold);
+        let group = |anomalous: bool| {
+            let truth = s.is_anomalous.iter();
+            bins.counts(
+                scores
+                    .iter()
+                    .zip(truth)
+                    .filter(|t| *t.1 == anomalous)
+                    .map(|t| *t.0),
+            )
+        };
+        Self {
+            bins,
+            normal: group(false),
+            anomalous: group(true),
+        }
+    }
+
+    /// The histograms as a table, for readers who do not see the plot.
+    fn table_html(&self) -> String {
+        let mut h = String::from(
+            "<details><summary>The histograms as a table</summary>\n<table>\n<tr>\
+             <th>anomaly score from</th><th>to</th><th>normal images</th>\
+             <th>anomalous images</th></tr>\n",
+        );
+        let b = self.bins;
+        for (i, (n, a)) in self.normal.iter().zip(&self.anomalous).enumerate() {
+            let from = b.lo + i as f64 * b.width;
+            let _ = writeln!(
+                h,
+                "<tr><td>{from:.5}</td><td>{:.5}</td><td>{n}</td><td>{a}</td></tr>",
+                from + b.width
+            );
+        }
+        h + "</table>\n<p class=\"legend\">Each row: a bin of the anomaly score (from its lower \
+             edge, up to its upper edge) and how many normal and anomalous test images fall in \
+             it.</p></details>\n"
+    }
+}
+
+fn histogram_svg(s: &Section, histograms: &Histograms) -> Result<String> {
+    let bins = histograms.bins;
+    let fractions = |counts: &[usize]| {
+        let n = counts.iter().sum::<usize>().max(1) as f64;
+        counts.iter().map(|&c| c as f64 / n).collect::<Vec<_>>()
     };
     let groups = [
-        ("normal images", NORMAL, group(false)),
-        ("anomalous images", ANOMALOUS, group(true)),
+        ("normal images", NORMAL, fractions(&histograms.normal)),
+        (
+            "anomalous images",
+            ANOMALOUS,
+            fractions(&histograms.anomalous),
+        ),
     ];
     let top = groups
         .iter()
@@ -1200,8 +1273,7 @@ mod tests {
         let values = [0.0, 0.25, 0.5, 1.0];
         let bins = Bins::covering(&values, Some(2.0));
         assert!(bins.lo < 0.0 && bins.hi() > 2.0);
-        let f = bins.fractions(values.iter().copied());
-        assert!((f.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        assert_eq!(bins.counts(values.iter().copied()).iter().sum::<usize>(), 4);
         let one = Bins::covering(&[3.0; 5], None);
         assert!(one.lo < 3.0 && one.hi() > 3.0 && one.width > 0.0);
     }

@@ -4,7 +4,9 @@
 //! without a console message into a screenshot that is not blank.
 //!
 //! Without `chromium` on the PATH the browser tests print `SKIPPED: ...` and pass. Set
-//! `GRADCON_REPORT_SCREENSHOT=FILE` to keep the screenshot of the sample's report.
+//! `GRADCON_REPORT_SCREENSHOT=FILE` to keep the screenshot of the sample's report;
+//! `cargo test -p gradcon --test report -- --ignored docs_screenshot` rewrites
+//! `docs/report.png`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -33,8 +35,9 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// The shipped model on 100 class-0 (normal) and 100 other test images of the sample, and a
-/// model trained here for two epochs (a real training history) on the same images.
+/// The shipped model on 100 class-0 (normal) and 150 other test images of the sample, and a
+/// model trained here for two epochs (a real training history) on the same images. The groups
+/// differ in size so that a report that swapped them would show it.
 struct Sample {
     test: Dataset,
     indices: Vec<usize>,
@@ -54,7 +57,7 @@ fn sample() -> &'static Sample {
         let train = load_fashion_mnist(&dir, Split::Train).unwrap();
         let labels = test.labels();
         let normal = (0..test.len()).filter(|&i| labels[i] == 0).take(100);
-        let others = (0..test.len()).filter(|&i| labels[i] != 0).take(100);
+        let others = (0..test.len()).filter(|&i| labels[i] != 0).take(150);
         let indices: Vec<usize> = normal.chain(others).collect();
         let is_anomalous: Vec<bool> = indices.iter().map(|&i| labels[i] != 0).collect();
         let names: Vec<String> = indices
@@ -170,6 +173,38 @@ fn the_report_holds_every_part_with_the_libraries_aurocs() {
             assert!(h.contains(&format!("<td>{:.4}</td>", at(t).f1)));
         }
     }
+    // The histograms' table: each group's counts, where its scores lie.
+    let tables = histogram_tables(h);
+    assert_eq!(tables.len(), 2);
+    for (table, section) in tables.iter().zip(&s.sections) {
+        for (anomalous, images) in [(false, 100), (true, 150)] {
+            let counts: Vec<usize> = table
+                .iter()
+                .map(|r| if anomalous { r.3 } else { r.2 })
+                .collect();
+            assert_eq!(
+                counts.iter().sum::<usize>(),
+                images,
+                "anomalous {anomalous}"
+            );
+            let centre: f64 = table
+                .iter()
+                .zip(&counts)
+                .map(|(r, &c)| (r.0 + r.1) / 2.0 * c as f64)
+                .sum();
+            let group = section
+                .scores
+                .iter()
+                .zip(&section.is_anomalous)
+                .filter(|t| *t.1 == anomalous);
+            let mean = group.map(|t| t.0.anomaly_score).sum::<f64>() / images as f64;
+            let width = table[0].1 - table[0].0;
+            assert!(
+                (centre / images as f64 - mean).abs() <= width,
+                "anomalous {anomalous}"
+            );
+        }
+    }
     // The model trained here has its history drawn; the shipped one its own or a note.
     assert!(!s.sections[1].history.is_empty());
     assert!(h.contains("Training curves: J and MSE per epoch"));
@@ -182,6 +217,35 @@ fn the_report_holds_every_part_with_the_libraries_aurocs() {
     }
     let notes = h.matches("No training history in this model file.").count();
     assert_eq!(notes, usize::from(s.sections[0].history.is_empty()));
+}
+
+/// The rows `(from, to, normal, anomalous)` of each histogram table in `html`.
+fn histogram_tables(html: &str) -> Vec<Vec<(f64, f64, usize, usize)>> {
+    let cells = |row: &str| -> Vec<String> {
+        row.split("<td>")
+            .skip(1)
+            .map(|c| c.split("</td>").next().unwrap().to_string())
+            .collect()
+    };
+    html.split("<summary>The histograms as a table</summary>")
+        .skip(1)
+        .map(|t| {
+            let table = t.split("</table>").next().unwrap();
+            table
+                .split("<tr>")
+                .filter(|r| r.starts_with("<td>"))
+                .map(|r| {
+                    let c = cells(r);
+                    (
+                        c[0].parse().unwrap(),
+                        c[1].parse().unwrap(),
+                        c[2].parse().unwrap(),
+                        c[3].parse().unwrap(),
+                    )
+                })
+                .collect()
+        })
+        .collect()
 }
 
 #[test]
@@ -469,7 +533,7 @@ fn the_browser_check_sees_an_uncaught_exception() {
 /// sample's protocol split, seed 0, 30 epochs, up to 5 restarts: `make_model`), so that the
 /// report has its training curves, on that split's test images.
 #[test]
-#[ignore = "trains a model for a minute or two; run it to refresh docs/report.png"]
+#[ignore = "trains a model for 30 epochs; run it to refresh docs/report.png"]
 fn docs_screenshot() {
     let Some(chromium) = skip_without_chromium() else {
         return;
