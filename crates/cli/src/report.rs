@@ -180,6 +180,9 @@ pub fn section_from_scores(
     let provenance = detector.provenance();
     let (top, bottom) = extremes(&anomaly, examples_per_end);
     let example = |picks: &[usize]| -> Result<Vec<Example>> {
+        if picks.is_empty() {
+            return Ok(Vec::new());
+        }
         let rows: Vec<usize> = picks.iter().map(|&p| indices[p]).collect();
         let recon = detector.reconstruct_dataset(data, &rows)?;
         let inputs = data.batch_tensor(&rows)?;
@@ -1032,6 +1035,9 @@ fn restart_marks<DB: DrawingBackend>(
 }
 
 fn examples_html(s: &Section) -> Result<String> {
+    if s.most_anomalous.is_empty() && s.most_normal.is_empty() {
+        return Ok(String::new());
+    }
     let all = s.most_anomalous.iter().chain(&s.most_normal);
     let max_error = all
         .flat_map(|e| e.error_map())

@@ -8,6 +8,7 @@
 //! `cargo test -p gradcon --test report -- --ignored docs_screenshot` rewrites
 //! `docs/report.png`.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -371,6 +372,20 @@ fn a_protocol_report_has_the_summary_table() {
 }
 
 #[test]
+fn a_section_without_examples_or_history_renders() {
+    let s = sample();
+    let indices = [s.indices[0], s.indices[1], s.indices[199]];
+    let truth = [false, false, true];
+    let section = section_from(&s.shipped, "three", &s.test, &indices, &truth, vec![], 0).unwrap();
+    assert!(section.most_anomalous.is_empty() && section.most_normal.is_empty());
+    assert_eq!(section.names[2], format!("test image {}", indices[2]));
+    let h = render_html("three images", None, &[section]).unwrap();
+    assert!(!h.contains("class=\"example ") && h.contains("ROC curves for detecting anomalies"));
+    let wrong = section_from(&s.shipped, "t", &s.test, &indices, &truth[..2], vec![], 1);
+    assert!(wrong.unwrap_err().to_string().contains("3 images"));
+}
+
+#[test]
 fn write_errors_name_the_file() {
     let dir = scratch("unwritable");
     let blocker = dir.join("a-file");
@@ -390,7 +405,10 @@ fn chromium() -> Option<PathBuf> {
 fn skip_without_chromium() -> Option<PathBuf> {
     let found = chromium();
     if found.is_none() {
-        eprintln!(
+        // Straight to the process's stderr, past the test harness's capture of `eprintln!`,
+        // so the skip shows in a plain `cargo test` run.
+        let _ = writeln!(
+            std::io::stderr(),
             "SKIPPED: chromium not installed (apt-get install chromium); the report was not \
              rendered in a browser"
         );
