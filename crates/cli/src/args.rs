@@ -289,6 +289,10 @@ pub struct DemoArgs {
     /// Write the results as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Also write a report page, DIR/index.html (ROC curves, score histograms with the
+    /// threshold, training curves, and the most and least anomalous test images of each class).
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -413,6 +417,11 @@ pub struct ProtocolArgs {
     /// with other options or data.
     #[arg(long)]
     pub fresh: bool,
+    /// Also write a report page, DIR/index.html: a summary, and per class the ROC curves,
+    /// score histograms with the threshold, training curves, and the most and least anomalous
+    /// test images. Not pinned.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -20,6 +20,7 @@ use crate::args::{
     ScoreFormat, TrainArgs,
 };
 use crate::progress::{Progress, ProtocolProgress, Verbosity};
+use crate::report;
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
@@ -82,8 +83,23 @@ fn demo(a: DemoArgs, show: Verbosity) -> Result<()> {
         ProtocolOptions::default(),
         &mut ProtocolProgress::new(show, config.epochs),
     );
+    // The report reads each class's model from the temporary folder: before it goes.
+    let report = match (&result, &a.report) {
+        (Ok(r), Some(report_dir)) => Some(protocol_report(
+            DatasetKind::FashionMnist,
+            &dir,
+            &out,
+            r,
+            report_dir,
+            "gradcon demo: the shipped Fashion-MNIST sample",
+        )),
+        _ => None,
+    };
     let _ = std::fs::remove_dir_all(&out);
     let result = result?;
+    if let Some(written) = report {
+        eprintln!("wrote {}", written?.display());
+    }
     print!("{}", table(&result));
     println!("wall time {:.1} s", result.wall_seconds);
     if let Some(path) = a.json {
@@ -144,7 +160,30 @@ fn protocol_cmd(a: ProtocolArgs, show: Verbosity) -> Result<()> {
     if let Some(path) = &a.json {
         write_json(path, &result)?;
     }
+    if let Some(report_dir) = &a.report {
+        let kind = DatasetKind::from(a.data.dataset);
+        let title = format!("gradcon protocol: {}", kind.name());
+        let written = protocol_report(kind, &dir, &a.out, &result, report_dir, &title)?;
+        eprintln!("wrote {}", written.display());
+    }
     Ok(())
+}
+
+/// Examples shown at each end (most anomalous, most normal) in a report's section.
+const REPORT_EXAMPLES: usize = 4;
+
+/// The protocol's report: a summary and a section per class, from the class models in `out`.
+fn protocol_report(
+    kind: DatasetKind,
+    data_dir: &Path,
+    out: &Path,
+    result: &detector::eval::ProtocolResult,
+    report_dir: &Path,
+    title: &str,
+) -> Result<PathBuf> {
+    let pool = Pool::load(kind, data_dir)?;
+    let sections = report::protocol_sections(&pool, result, out, REPORT_EXAMPLES)?;
+    report::write_report(report_dir, title, Some(result), &sections)
 }
 
 /// Reads images to score: PNG files, CIFAR-10 batches (`.bin`) or IDX image files, as a data
