@@ -51,7 +51,8 @@
 //! Decoders check their own decoded size against the same limit before allocating it.
 //!
 //! ```no_run
-//! use detector::data::files::{collect_files, load_files, Fit};
+//! use detector::data::files::{collect_files, load_files};
+//! use detector::data::Fit;
 //! let list = collect_files(&["photos/", "extra/one.jpg"])?;
 //! if let Some(line) = list.skipped.summary() {
 //!     eprintln!("{line}");
@@ -464,4 +465,72 @@ fn codec_off(name: &str, _: &[u8], _: usize, what: &str, feature: &str) -> Resul
              feature is off)"
         ),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folder_files_are_taken_by_extension_in_any_case() {
+        let format = |name: &str| Format::from_extension(Path::new(name));
+        for (name, want) in [
+            ("a.png", Some(Format::Png)),
+            ("A.PNG", Some(Format::Png)),
+            ("x/b.Jpg", Some(Format::Jpeg)),
+            ("c.jpeg", Some(Format::Jpeg)),
+            ("data_batch_1.bin", Some(Format::Cifar)),
+            ("train-images-idx3-ubyte", Some(Format::Idx)),
+            ("t10k-images-idx3-ubyte.gz", Some(Format::Idx)),
+            ("some.IDX", Some(Format::Idx)),
+            ("some.idx3.GZ", Some(Format::Idx)),
+            ("train-labels-idx1-ubyte", None),
+            ("photo.png.gz", None),
+            ("notes.txt", None),
+            ("png", None),
+            ("-idx3-ubyte", None),
+        ] {
+            assert_eq!(format(name), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn contents_tell_the_format() {
+        let sniff = |name: &str, bytes: &[u8]| Format::sniff(Path::new(name), bytes);
+        assert_eq!(sniff("x.jpg", b"\x89PNG\r\n"), Some(Format::Png));
+        assert_eq!(sniff("x", &[0xff, 0xd8, 0xff, 0xe0]), Some(Format::Jpeg));
+        assert_eq!(sniff("x.png", &[0x1f, 0x8b, 8]), Some(Format::Idx));
+        assert_eq!(sniff("x", &[0, 0, 8, 3, 0]), Some(Format::Idx));
+        assert_eq!(sniff("x", &[5; 2 * 3073]), Some(Format::Cifar));
+        // A CIFAR record of label 0 whose pixels start 0, 8, 3 is still CIFAR when named .bin.
+        assert_eq!(sniff("batch.BIN", &[0, 0, 8, 3]), Some(Format::Cifar));
+        assert_eq!(sniff("x", &[5; 3072]), None);
+        assert_eq!(sniff("x", &[]), None);
+    }
+
+    #[cfg(not(all(feature = "png", feature = "jpeg")))]
+    #[test]
+    fn a_codec_left_out_is_named() {
+        let dir = std::env::temp_dir().join(format!("gradcon-files-off-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let png = dir.join("a.png");
+        let jpeg = dir.join("a.jpg");
+        std::fs::write(&png, b"\x89PNG\r\n\x1a\n").unwrap();
+        std::fs::write(&jpeg, [0xff, 0xd8, 0xff, 0xe0]).unwrap();
+        for (path, feature) in [(&png, "png"), (&jpeg, "jpeg")] {
+            let err = load_files(&[path], 1, 28, Fit::Stretch)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&path.display().to_string()), "{err}");
+            if cfg!(not(feature = "png")) && feature == "png"
+                || cfg!(not(feature = "jpeg")) && feature == "jpeg"
+            {
+                assert!(
+                    err.contains(&format!("`{feature}` feature is off")),
+                    "{err}"
+                );
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
