@@ -3,11 +3,14 @@
 //!
 //! Baseline and progressive JPEGs of 8-bit samples are read, with these rules:
 //!
-//! 1. Colour spaces: a one-component (grey) JPEG gives one grey plane. YCbCr and Adobe RGB
-//!    JPEGs become RGB by the decoder's JFIF conversion (ITU-R BT.601, full range). Adobe CMYK
-//!    and YCCK JPEGs become RGB by the decoder's rule on the stored (Adobe-inverted) values,
-//!    `R = C K / 255, G = M K / 255, B = Y K / 255` (YCCK is first made CMY from its YCbCr part),
-//!    with no colour profile applied. Other layouts (two components, more than four) are refused.
+//! 1. Colour spaces: a one-component (grey) JPEG gives one grey plane. YCbCr JPEGs become RGB
+//!    by the decoder's JFIF conversion (ITU-R BT.601, full range); Adobe RGB JPEGs are taken as
+//!    they are. Adobe CMYK JPEGs become RGB by the decoder's rule on the stored
+//!    (Adobe-inverted) values `C' M' Y' K'`: `R = C' K' / 255`, `G = M' K' / 255`,
+//!    `B = Y' K' / 255`, i.e. `R = (255 - C)(255 - K) / 255` in ink values. Adobe YCCK JPEGs
+//!    have their YCbCr part made `R' G' B'` as above, then `R = (255 - R') K' / 255` (and so
+//!    for G and B). No colour profile is applied. Other layouts (two components, more than
+//!    four) are refused.
 //! 2. Channels: a 1-channel model gets grey from RGB with PIL's `Image.convert("L")` rule, the
 //!    ITU-R 601-2 luma `L = (19595 R + 38470 G + 7471 B + 2^15) >> 16`; a 3-channel model gets
 //!    grey replicated into R, G and B (the rules of [`super::image`]).
