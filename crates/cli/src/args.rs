@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
+use detector::data::Fit;
 use detector::eval::DatasetKind;
 use detector::train::saturation::SaturationRule;
 use detector::{Error, Result, ScoreSettings, TrainConfig, DEFAULT_BETA};
@@ -74,6 +75,9 @@ impl Cli {
                 check_beta(a.beta)?;
                 detector::eval::threshold::check_fpr(a.fpr)?;
                 check_channels(a.channels)?;
+                if let (Some(fit), true) = (a.fit, a.images.is_empty()) {
+                    return Err(bad("fit", fit.name(), "--fit with --images"));
+                }
                 if let (Some(d), Some(c)) = (a.data.dataset, a.class) {
                     DatasetKind::from(d).check_class(c)?;
                 }
@@ -302,13 +306,23 @@ pub struct TrainArgs {
     /// The normal class (with --dataset).
     #[arg(long)]
     pub class: Option<u8>,
-    /// Train on every image of this file instead (IDX, CIFAR-10 batch or PNG), with the first
-    /// --val-fraction of them held out in file order.
-    #[arg(long, conflicts_with_all = ["dataset", "class"])]
-    pub images: Option<PathBuf>,
-    /// Image channels of --images (1 or 3).
+    /// Train on your own images instead: files and folders of PNG, JPEG, IDX or CIFAR-10
+    /// images.
+    #[arg(
+        long,
+        num_args = 1..,
+        value_name = "PATH",
+        conflicts_with_all = ["dataset", "class"],
+        long_help = TRAIN_IMAGES_HELP
+    )]
+    pub images: Vec<PathBuf>,
+    /// Image channels of the model trained on --images (1 or 3).
     #[arg(long, default_value_t = 1)]
     pub channels: usize,
+    /// How non-square --images become the model's square input: stretch (default), crop or
+    /// pad.
+    #[arg(long, value_enum, long_help = FIT_HELP)]
+    pub fit: Option<FitArg>,
     /// Where to write the trained model.
     #[arg(long, short)]
     pub out: PathBuf,
@@ -348,9 +362,8 @@ pub struct ScoreArgs {
     /// The trained model (.gcm or .safetensors).
     #[arg(long, short)]
     pub model: PathBuf,
-    /// Images: IDX files, CIFAR-10 batches or PNG files.
-    #[arg(required = true)]
-    pub images: Vec<PathBuf>,
+    #[command(flatten)]
+    pub images: ImageArgs,
     /// Labels (IDX) for the images, to report the AUROC with --normal-class.
     #[arg(long)]
     pub labels: Option<PathBuf>,
@@ -376,6 +389,95 @@ pub struct ScoreArgs {
     #[arg(long, value_name = "DIR")]
     pub reconstructions: Option<PathBuf>,
 }
+
+/// Images to score: files and folders, and how they are fitted to the model's input.
+#[derive(Debug, Clone, Args)]
+pub struct ImageArgs {
+    /// Images: files and folders of PNG, JPEG, IDX or CIFAR-10 images.
+    #[arg(required = true, value_name = "IMAGES", long_help = SCORE_IMAGES_HELP)]
+    pub paths: Vec<PathBuf>,
+    /// How non-square images become the model's square input: stretch, crop or pad.
+    #[arg(long, value_enum, default_value_t = FitArg::Stretch, long_help = FIT_HELP)]
+    pub fit: FitArg,
+}
+
+/// The fit modes of `detector::data::Fit`, as the command line names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum FitArg {
+    #[default]
+    Stretch,
+    Crop,
+    Pad,
+}
+
+impl FitArg {
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        Fit::from(self).name()
+    }
+}
+
+impl From<FitArg> for Fit {
+    fn from(f: FitArg) -> Self {
+        match f {
+            FitArg::Stretch => Fit::Stretch,
+            FitArg::Crop => Fit::Crop,
+            FitArg::Pad => Fit::Pad,
+        }
+    }
+}
+
+/// Which files of a folder are read, and how they become the model's input (the rules of
+/// `detector::data::files`), for the help of `train --images` and `score IMAGES`.
+macro_rules! files_help {
+    () => {
+        "A file given by name is read whatever its name, its format told by its first bytes \
+(PNG, JPEG, IDX images plain or gzipped, else a CIFAR-10 batch; a .bin file is always \
+CIFAR-10). A folder is read recursively, its files in the byte order of their relative paths; \
+in it, names starting with '.' (hidden files and folders) are skipped, symbolic links are \
+skipped (not followed), and files are taken by their extension, in any case: *-idx3-ubyte, \
+*.idx, *.idx3 (each also .gz), *.bin, *.png, *.jpg, *.jpeg; other files are skipped, and one \
+line on stderr says what was skipped.
+
+Channels: PNG and JPEG images are converted to the model's channels (RGB to grey by PIL's \
+luma, (19595 R + 38470 G + 7471 B + 2^15) >> 16; grey to RGB by copying it to each channel; \
+CMYK and YCCK JPEGs become RGB first); IDX files (grey) and CIFAR-10 batches (RGB) must match \
+the model's channels. Every image is then brought to 28x28 by --fit and PIL's Lanczos resize."
+    };
+}
+
+const TRAIN_IMAGES_HELP: &str = concat!(
+    "Train on your own images instead of --dataset: files and folders of PNG, JPEG, IDX or \
+CIFAR-10 images, for a model of --channels channels, fitted by --fit.
+
+Validation: round(--val-fraction x N) of the N images are held out, drawn by a shuffle seeded \
+with --seed (the protocol's hold-out draw), not by file order; both parts keep the files' \
+order.
+
+",
+    files_help!()
+);
+
+const SCORE_IMAGES_HELP: &str = concat!(
+    "Images to score: files and folders of PNG, JPEG, IDX or CIFAR-10 images, scored in the \
+order they are read (one CSV row or JSON entry each).
+
+",
+    files_help!()
+);
+
+/// The fit modes, for the help of `--fit` (the rules of `detector::data::fit`).
+const FIT_HELP: &str = "How an image that is not square becomes the model's square input, \
+before PIL's Lanczos resize to 28x28. With d the difference between its height and width:
+
+stretch (the default): the whole image is resized; its aspect ratio is not kept.
+
+crop: the centred square is kept: floor(d/2) rows (or columns) are cut from the top (left) and \
+the rest, one more when d is odd, from the bottom (right).
+
+pad: the image is put on a black (0) square of its longer side: floor(d/2) rows (or columns) \
+of black above (left of) it and the rest, one more when d is odd, below (right of) it. The \
+square may be at most 4096x4096.";
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use detector::data::{
-    idx::{read_idx_images, read_idx_labels},
-    read_cifar_batch, read_png, resolve_data_dir, Dataset,
+    collect_files, idx::read_idx_labels, load_files, resolve_data_dir, Dataset, Fit, LoadedImages,
 };
 use detector::eval::protocol::{run_protocol, table, Aurocs, DatasetKind, Pool, ProtocolOptions};
+use detector::eval::split::holdout_split;
 use detector::io::fs::{remove_stale_temporaries, write_atomic, OutputLock};
 use detector::io::safetensors::StateDict;
 use detector::model::{Autoencoder, IMAGE_SIDE};
@@ -16,8 +16,8 @@ use detector::train::TrainState;
 use detector::{Detector, Error, Result, Score, TrainConfig, Trainer};
 
 use crate::args::{
-    BenchArgs, Cli, Command, DataArgs, DemoArgs, EvalArgs, ExportArgs, ProtocolArgs, ScoreArgs,
-    ScoreFormat, TrainArgs,
+    BenchArgs, Cli, Command, DataArgs, DemoArgs, EvalArgs, ExportArgs, ImageArgs, ProtocolArgs,
+    ScoreArgs, ScoreFormat, TrainArgs,
 };
 use crate::progress::{Progress, ProtocolProgress, Verbosity};
 use crate::report;
@@ -186,44 +186,32 @@ fn protocol_report(
     report::write_report(report_dir, title, Some(result), &sections)
 }
 
-/// Reads images to score: PNG files, CIFAR-10 batches (`.bin`) or IDX image files, as a data
-/// set of `channels x 28 x 28` images (resized with PIL's Lanczos when another size).
-pub fn load_images(paths: &[PathBuf], channels: usize) -> Result<Dataset> {
-    let mut all: Option<Dataset> = None;
-    for path in paths {
-        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-        let d = match ext {
-            "png" | "PNG" => {
-                let img = read_png(path, channels)?;
-                let (c, h, w) = (img.channels(), img.height(), img.width());
-                let pixels = img.into_u8_pixels().unwrap_or_default();
-                Dataset::new(pixels, vec![0], c, h, w)?
-            }
-            "bin" => read_cifar_batch(path)?,
-            _ => {
-                let idx = read_idx_images(path)?;
-                let n = idx.count;
-                Dataset::new(idx.pixels, vec![0; n], 1, idx.rows, idx.cols)?
-            }
-        };
-        if d.channels() != channels {
-            return Err(Error::format(
-                path.display().to_string(),
-                format!("{} channels, but the model takes {channels}", d.channels()),
-            ));
-        }
-        let d = if (d.height(), d.width()) != (IMAGE_SIDE, IMAGE_SIDE) {
-            d.resized(IMAGE_SIDE, IMAGE_SIDE)
-                .map_err(|e| Error::format(path.display().to_string(), e.to_string()))?
-        } else {
-            d
-        };
-        all = Some(match all {
-            None => d,
-            Some(a) => a.concat(&d)?,
-        });
+/// Reads the images to score (files and folders; see `gradcon score --help`) as a data set of
+/// `channels x 28 x 28` images, in the order they are read.
+pub fn load_images(images: &ImageArgs, channels: usize) -> Result<Dataset> {
+    Ok(read_images(&images.paths, images.fit.into(), channels)?.images)
+}
+
+/// Files and folders of images, loaded by `detector::data::files` at the model's size; what
+/// the folders held that was skipped is said on one line of stderr; no image at all is an
+/// error naming the paths.
+fn read_images(paths: &[PathBuf], fit: Fit, channels: usize) -> Result<LoadedImages> {
+    let list = collect_files(paths)?;
+    let skipped = list.skipped.summary();
+    if list.files.is_empty() {
+        let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        return Err(Error::format(
+            names.join(", "),
+            format!(
+                "no image files (PNG, JPEG, IDX, CIFAR-10) found{}",
+                skipped.map_or(String::new(), |s| format!("; {s}"))
+            ),
+        ));
     }
-    all.ok_or_else(|| Error::invalid("score", "no images given"))
+    if let Some(line) = skipped {
+        eprintln!("gradcon: reading {} files; {line}", list.files.len());
+    }
+    load_files(&list.files, channels, IMAGE_SIDE, fit)
 }
 
 /// `--out` of `train`: a file to write, not a folder and not the checkpoint's own name.
@@ -247,19 +235,19 @@ fn check_train_out(out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Training data of `gradcon train`: the protocol's split for a class, or an image file;
-/// with the stream of the seeded generators and the source as the pin records it.
+/// Training data of `gradcon train`: the protocol's split for a class, or your own images
+/// with `round(val_fraction * n)` of them held out by the protocol's seeded hold-out draw
+/// (both parts in the files' order); with the stream of the seeded generators and the source
+/// as the pin records it.
 fn train_data(a: &TrainArgs, config: &TrainConfig) -> Result<(Dataset, Dataset, u64, String)> {
-    if let Some(path) = &a.images {
-        let d = load_images(std::slice::from_ref(path), a.channels)?;
-        let n_val = (config.val_fraction * d.len() as f64).round() as usize;
-        let idx: Vec<usize> = (0..d.len()).collect();
-        return Ok((
-            d.take(&idx[n_val..])?,
-            d.take(&idx[..n_val])?,
-            0,
-            path.display().to_string(),
-        ));
+    if !a.images.is_empty() {
+        let fit = a.fit.unwrap_or_default().into();
+        let d = read_images(&a.images, fit, a.channels)?.images;
+        let mut s = holdout_split(&vec![0; d.len()], &[], 0, config.val_fraction, config.seed);
+        s.train.sort_unstable();
+        s.val.sort_unstable();
+        let names: Vec<String> = a.images.iter().map(|p| p.display().to_string()).collect();
+        return Ok((d.take(&s.train)?, d.take(&s.val)?, 0, names.join(", ")));
     }
     let (Some(kind), Some(class)) = (a.data.dataset, a.class) else {
         return Err(Error::InvalidOption {

@@ -45,6 +45,26 @@ pub fn png(data: &[u8]) {
     }
 }
 
+/// JPEG reader, to 1 and to 3 channels; and the fit modes on what it accepts.
+#[cfg(feature = "jpeg")]
+pub fn jpeg(data: &[u8]) {
+    for channels in [1, 3] {
+        if let Ok(img) = crate::data::jpeg::jpeg_from_bytes("fuzz", data, channels) {
+            assert_eq!(img.channels(), channels);
+            let pixels = img.u8_pixels().expect("8-bit pixels");
+            assert_eq!(pixels.len(), channels * img.height() * img.width());
+            for fit in crate::data::Fit::ALL {
+                let small = fit.apply(pixels, channels, img.height(), img.width(), 28);
+                // Padding may be refused for a long, thin image; nothing else may fail.
+                match small {
+                    Ok(v) => assert_eq!(v.len(), channels * 28 * 28),
+                    Err(_) => assert_eq!(fit, crate::data::Fit::Pad),
+                }
+            }
+        }
+    }
+}
+
 /// Checkpoint reader; accepted input must re-encode to the same bytes. The input is also
 /// read with a valid checksum appended, so the fuzzer reaches the parser behind the checksum.
 pub fn checkpoint(data: &[u8]) {

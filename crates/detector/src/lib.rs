@@ -24,13 +24,14 @@
 //! - [`train`]: [`Trainer`], the epoch loop with validation selection, restarts on saturation
 //!   and checkpoints, Adam, progress through an [`train::Observer`].
 //! - [`eval`]: the one-class protocol, its splits and the AUROC.
-//! - [`data`]: [`Image`], the in-memory [`data::Dataset`], readers of IDX, CIFAR-10 and PNG
-//!   files, and the Lanczos resize.
+//! - [`data`]: [`Image`], the in-memory [`data::Dataset`], readers of IDX, CIFAR-10, PNG and
+//!   JPEG files, files and folders of them ([`data::files`]), fitting and the Lanczos resize.
 //! - [`io`]: the checkpoint container, the model file, safetensors, atomic writes.
 //!
 //! # Features
 //!
 //! - `png` (default): the PNG reader ([`data::read_png`]), with the `png` crate.
+//! - `jpeg` (default): the JPEG reader ([`data::read_jpeg`]), with the pure-Rust `zune-jpeg`.
 //! - `gzip` (default): gzipped IDX files, with `flate2`.
 //!
 //! Without them the library depends on the engine crates, rayon, byteorder, crc32fast,

@@ -16,10 +16,12 @@ use detector::io::checkpoint::Checkpoint;
 
 type Target = (&'static str, fn(&[u8]));
 
-const TARGETS: [Target; 6] = [
+const TARGETS: &[Target] = &[
     ("idx", fuzz_entry::idx),
     ("cifar", fuzz_entry::cifar),
     ("png", fuzz_entry::png),
+    #[cfg(feature = "jpeg")]
+    ("jpeg", fuzz_entry::jpeg),
     ("checkpoint", fuzz_entry::checkpoint),
     ("safetensors", fuzz_entry::safetensors),
     ("model", fuzz_entry::model),
@@ -33,7 +35,7 @@ fn corpus_dir(target: &str) -> PathBuf {
 
 #[test]
 fn corpus_replays_without_panics() {
-    for (target, entry) in TARGETS {
+    for &(target, entry) in TARGETS {
         let dir = corpus_dir(target);
         let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
             .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
@@ -160,9 +162,56 @@ fn write_seed_corpus() {
     .unwrap();
     seeds.push(("safetensors", "count-only", st));
 
+    // Last, so that the seeds above keep their random bytes.
+    #[cfg(feature = "jpeg")]
+    seeds.extend(jpeg_seeds(&mut bytes));
+
     for (target, name, data) in seeds {
         let dir = corpus_dir(target);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(format!("seed-{name}")), data).unwrap();
     }
+}
+
+/// JPEG seeds: each colour type the encoder writes (grey, YCbCr, CMYK, YCCK), progressive,
+/// subsampled, with restart markers, odd sizes, and a truncated file.
+#[cfg(feature = "jpeg")]
+fn jpeg_seeds(
+    bytes: &mut impl FnMut(usize) -> Vec<u8>,
+) -> Vec<(&'static str, &'static str, Vec<u8>)> {
+    use jpeg_encoder::{ColorType as J, Encoder, SamplingFactor};
+    let encode =
+        |colour: J, w: u16, h: u16, data: &[u8], setup: &dyn Fn(&mut Encoder<&mut Vec<u8>>)| {
+            let mut out = Vec::new();
+            let mut enc = Encoder::new(&mut out, 80);
+            setup(&mut enc);
+            enc.encode(data, w, h, colour).unwrap();
+            out
+        };
+    let plain = |_: &mut Encoder<&mut Vec<u8>>| {};
+    let grey = encode(J::Luma, 9, 7, &bytes(63), &plain);
+    vec![
+        ("jpeg", "grey", grey.clone()),
+        ("jpeg", "grey-truncated", grey[..grey.len() / 2].to_vec()),
+        ("jpeg", "rgb", encode(J::Rgb, 8, 8, &bytes(192), &plain)),
+        ("jpeg", "cmyk", encode(J::Cmyk, 5, 3, &bytes(60), &plain)),
+        (
+            "jpeg",
+            "ycck",
+            encode(J::CmykAsYcck, 4, 4, &bytes(64), &plain),
+        ),
+        (
+            "jpeg",
+            "progressive",
+            encode(J::Rgb, 17, 9, &bytes(459), &|e| e.set_progressive(true)),
+        ),
+        (
+            "jpeg",
+            "subsampled-restarts",
+            encode(J::Rgb, 19, 21, &bytes(1197), &|e| {
+                e.set_sampling_factor(SamplingFactor::F_2_2);
+                e.set_restart_interval(1);
+            }),
+        ),
+    ]
 }

@@ -9,7 +9,9 @@
 //!    R, G and B.
 //! 2. Size: an 8-bit image of another size than the model's `28 x 28` is resized to it, each
 //!    channel with PIL's antialiasing Lanczos filter ([`super::resize_lanczos`]), stretched
-//!    (the aspect ratio is not kept). f32 images must already have the model's size.
+//!    (the aspect ratio is not kept) by [`Image::to_input`]; files loaded through
+//!    [`super::files`] may instead be cropped or padded to a square first ([`super::Fit`]).
+//!    f32 images must already have the model's size.
 //! 3. Values: 8-bit pixels become `v / 255`; f32 pixels are taken as they are and must be
 //!    finite and in `[0, 1]`.
 

@@ -1,5 +1,7 @@
-//! Data sets: readers for IDX (MNIST, Fashion-MNIST), CIFAR-10 binary batches and PNG images,
-//! PIL-exact Lanczos resizing, and the in-memory [`Dataset`] the model trains and scores on.
+//! Data sets: readers for IDX (MNIST, Fashion-MNIST), CIFAR-10 binary batches, PNG and JPEG
+//! images, PIL-exact Lanczos resizing, and the in-memory [`Dataset`] the model trains and scores
+//! on. Files and folders of your own images load through [`files`], fitted to the model's
+//! square input by [`fit`].
 //!
 //! Every reader has a byte-slice entry point (`*_from_bytes(name, &[u8])`, `name` naming the
 //! source in errors) and a file entry point. Readers reject malformed input with an
@@ -19,8 +21,12 @@
 //! ```
 
 pub mod cifar;
+pub mod files;
+pub mod fit;
 pub mod idx;
 pub mod image;
+#[cfg(feature = "jpeg")]
+pub mod jpeg;
 #[cfg(feature = "png")]
 pub mod png;
 pub mod resize;
@@ -33,8 +39,12 @@ use core_tensor::Tensor;
 use crate::error::{Error, Result};
 
 pub use cifar::{cifar_batch_from_bytes, read_cifar_batch};
+pub use files::{collect_files, load_files, FileList, ImageSource, LoadedImages};
+pub use fit::Fit;
 pub use idx::{idx_images_from_bytes, idx_labels_from_bytes, read_idx_images, read_idx_labels};
 pub use image::{Image, Pixels};
+#[cfg(feature = "jpeg")]
+pub use jpeg::{jpeg_from_bytes, read_jpeg};
 #[cfg(feature = "png")]
 pub use png::{png_from_bytes, read_png};
 pub use resize::{resize_lanczos, resize_lanczos_planes};
