@@ -106,8 +106,9 @@ def main():
             print(f"  {name:16s} relative error of the {kind}: {e:.2e}")
 
         out = subprocess.run([a.gradcon, "score", "--model", theirs, img_path], check=True,
-                             capture_output=True, text=True).stdout.strip().splitlines()[1:]
-        rust_scores = np.array([[float(v) for v in line.split(",")[1:]] for line in out])
+                             capture_output=True, text=True).stdout.strip().splitlines()
+        cols = [out[0].split(",").index(k) for k in ("gradcon", "recon", "grad")]
+        rust_scores = np.array([[float(line.split(",")[i]) for i in cols] for line in out[1:]])
         mt, rt, _ = peer.load_safetensors(theirs, c)
         torch_scores = np.array(peer.score_batch_of_one(mt, rt, x))
         scale = np.abs(torch_scores[:, 0]).max()

@@ -104,7 +104,18 @@ impl Cli {
             }
             Command::Eval(a) => {
                 check_beta(a.beta)?;
-                DatasetKind::from(a.data.dataset).check_class(a.class)
+                if let Some(t) = a.threshold.filter(|t| !t.is_finite()) {
+                    return Err(bad("threshold", t, "a finite number"));
+                }
+                match (a.data.dataset, a.class, a.normal_dir.is_empty()) {
+                    (Some(d), Some(c), true) => DatasetKind::from(d).check_class(c),
+                    (None, None, false) => Ok(()),
+                    _ => Err(bad(
+                        "class",
+                        a.class.map_or("(missing)".into(), |c| c.to_string()),
+                        "--dataset with --class, or --normal-dir with --abnormal-dir",
+                    )),
+                }
             }
             Command::Protocol(a) => {
                 a.train.config(5).validate()?;
@@ -184,7 +195,9 @@ pub enum Command {
     /// score with its reconstruction and gradient terms (higher means more normal). AUROC
     /// with --labels.
     Score(ScoreArgs),
-    /// Score a model on its class's protocol test split and print the three AUROCs.
+    /// Evaluate a model: on its class's protocol test split (--dataset, --class), or on folders
+    /// of normal and anomalous images (--normal-dir, --abnormal-dir): the three AUROCs, and
+    /// precision, recall, F1 and the false-positive rate at the threshold (anomalous positive).
     Eval(EvalArgs),
     /// Run the one-class protocol: a model per class, AUROC per class and mean.
     Protocol(ProtocolArgs),
@@ -482,19 +495,39 @@ square may be at most 4096x4096.";
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     #[command(flatten)]
-    pub data: DataArgs,
+    pub data: OptionalDataArgs,
     /// The trained model (.gcm or .safetensors).
     #[arg(long, short)]
     pub model: PathBuf,
-    /// The normal class the model was trained on.
+    /// The normal class the model was trained on (with --dataset: its protocol test split).
     #[arg(long)]
-    pub class: u8,
+    pub class: Option<u8>,
     /// Seed of the split (must be the one the model was trained with to avoid leakage).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Normal test images: files and folders (as `score` reads them), instead of --dataset.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["dataset", "class"], requires = "abnormal_dir")]
+    pub normal_dir: Vec<PathBuf>,
+    /// Anomalous test images: files and folders, with --normal-dir.
+    #[arg(long, value_name = "PATH", requires = "normal_dir")]
+    pub abnormal_dir: Vec<PathBuf>,
+    /// How non-square images of --normal-dir and --abnormal-dir become the model's input.
+    #[arg(long, value_enum, default_value_t = FitArg::Stretch, long_help = FIT_HELP)]
+    pub fit: FitArg,
     /// Weight of the gradient term in the score.
     #[arg(long, default_value_t = DEFAULT_BETA)]
     pub beta: f64,
+    /// Decide at this anomaly-score threshold instead of the model's.
+    #[arg(long)]
+    pub threshold: Option<f64>,
+    /// Write every test image's result here as CSV: path,index,truth, then the columns of
+    /// `score` (truth is 1 for an anomalous image).
+    #[arg(long, value_name = "FILE")]
+    pub per_image: Option<PathBuf>,
+    /// Also write a report page, DIR/index.html (ROC curves, histograms, training curves,
+    /// the most and least anomalous images).
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

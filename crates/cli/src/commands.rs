@@ -5,10 +5,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use detector::data::{
-    collect_files, idx::read_idx_labels, load_files, resolve_data_dir, Dataset, Fit, LoadedImages,
+    collect_files, idx::read_idx_labels, load_files, resolve_data_dir, Dataset, Fit, ImageSource,
+    LoadedImages,
 };
 use detector::eval::protocol::{run_protocol, table, Aurocs, DatasetKind, Pool, ProtocolOptions};
 use detector::eval::split::holdout_split;
+use detector::eval::threshold::AtThreshold;
 use detector::io::fs::{remove_stale_temporaries, write_atomic, OutputLock};
 use detector::io::safetensors::StateDict;
 use detector::model::{Autoencoder, IMAGE_SIDE};
@@ -366,7 +368,8 @@ fn score_cmd(a: ScoreArgs) -> Result<()> {
         ..model.settings()
     })?;
     decision_notes(&model, &a);
-    let images = load_images(&a.images, model.channels())?;
+    let LoadedImages { images, sources } =
+        read_images(&a.images.paths, a.images.fit.into(), model.channels())?;
     let idx: Vec<usize> = (0..images.len()).collect();
     let scores = model.score_dataset(&images, &idx)?;
     let aurocs = match (&a.labels, a.normal_class) {
@@ -392,7 +395,7 @@ fn score_cmd(a: ScoreArgs) -> Result<()> {
     if let Some(dir) = &a.reconstructions {
         write_reconstructions(&model, &images, dir)?;
     }
-    let text = render_scores(&scores, aurocs.as_ref(), a.format);
+    let text = render_scores(&scores, &sources, aurocs.as_ref(), a.format);
     match &a.out {
         Some(path) => write_atomic(path, text.as_bytes())?,
         None => std::io::stdout()
@@ -482,7 +485,24 @@ fn decision_notes(model: &Detector, a: &ScoreArgs) {
     }
 }
 
-fn render_scores(s: &[Score], aurocs: Option<&Aurocs>, format: ScoreFormat) -> String {
+/// The header of `score`'s CSV output (`score --help` explains the columns).
+pub const SCORE_COLUMNS: &str = "path,index,anomaly_score,anomalous,gradcon,recon,grad";
+
+/// A CSV field: quoted (quotes doubled) when it holds a comma, a quote or a line break.
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}
+
+fn render_scores(
+    s: &[Score],
+    sources: &[ImageSource],
+    aurocs: Option<&Aurocs>,
+    format: ScoreFormat,
+) -> String {
     let decision = |s: &Score| match s.anomalous {
         Some(true) => "1",
         Some(false) => "0",
@@ -490,10 +510,12 @@ fn render_scores(s: &[Score], aurocs: Option<&Aurocs>, format: ScoreFormat) -> S
     };
     match format {
         ScoreFormat::Csv => {
-            let mut out = String::from("index,anomaly_score,anomalous,gradcon,recon,grad\n");
-            for (i, s) in s.iter().enumerate() {
+            let mut out = format!("{SCORE_COLUMNS}\n");
+            for (s, src) in s.iter().zip(sources) {
                 out += &format!(
-                    "{i},{},{},{},{},{}\n",
+                    "{},{},{},{},{},{},{}\n",
+                    csv_field(&src.path.display().to_string()),
+                    src.index.map_or(String::new(), |i| i.to_string()),
                     s.anomaly_score,
                     decision(s),
                     s.gradcon,
@@ -504,13 +526,18 @@ fn render_scores(s: &[Score], aurocs: Option<&Aurocs>, format: ScoreFormat) -> S
             out
         }
         ScoreFormat::Json => {
-            let column = |f: fn(&Score) -> f64| s.iter().map(f).collect::<Vec<f64>>();
-            let v = serde_json::json!({
-                "anomaly_score": column(|s| s.anomaly_score),
-                "anomalous": s.iter().map(|s| s.anomalous).collect::<Vec<_>>(),
-                "gradcon": column(|s| s.gradcon), "recon": column(|s| s.recon),
-                "grad": column(|s| s.grad), "auroc": aurocs,
-            });
+            let images: Vec<serde_json::Value> = s
+                .iter()
+                .zip(sources)
+                .map(|(s, src)| {
+                    serde_json::json!({
+                        "path": src.path.display().to_string(), "index": src.index,
+                        "anomaly_score": s.anomaly_score, "anomalous": s.anomalous,
+                        "gradcon": s.gradcon, "recon": s.recon, "grad": s.grad,
+                    })
+                })
+                .collect();
+            let v = serde_json::json!({ "images": images, "auroc": aurocs });
             serde_json::to_string_pretty(&v).expect("plain data") + "\n"
         }
     }
@@ -518,21 +545,141 @@ fn render_scores(s: &[Score], aurocs: Option<&Aurocs>, format: ScoreFormat) -> S
 
 fn eval_cmd(a: EvalArgs) -> Result<()> {
     let mut model = Detector::load(&a.model)?;
-    model.set_beta(a.beta)?;
-    let dir = data_dir(&a.data)?;
-    let pool = Pool::load(a.data.dataset.into(), &dir)?;
-    let split = pool.split(a.class, 0.1, a.seed);
-    let scores = model.score_dataset(&pool.images, &split.test)?;
-    let au = Aurocs::of(&scores, &split.test_is_normal)?;
+    model.set_settings(detector::ScoreSettings {
+        beta: a.beta,
+        threshold: a.threshold,
+        ..model.settings()
+    })?;
+    let test = eval_images(&a, model.channels())?;
+    let idx: Vec<usize> = (0..test.images.len()).collect();
+    let scores = model.score_dataset(&test.images, &idx)?;
+    let normal: Vec<bool> = test.is_anomalous.iter().map(|a| !a).collect();
+    let au = Aurocs::of(&scores, &normal)?;
+    let n_anomalous = test.is_anomalous.iter().filter(|&&x| x).count();
     println!(
-        "class {}: {} test images, AUROC GradCon {:.4}, recon {:.4}, grad {:.4}",
-        a.class,
-        split.test.len(),
+        "{}: {} test images ({} normal, {n_anomalous} anomalous), AUROC GradCon {:.4}, \
+         recon {:.4}, grad {:.4}",
+        test.title,
+        scores.len(),
+        scores.len() - n_anomalous,
         au.gradcon,
         au.recon,
         au.grad
     );
+    let anomaly: Vec<f64> = scores.iter().map(|s| s.anomaly_score).collect();
+    let at = model
+        .threshold()
+        .map(|t| AtThreshold::of(&anomaly, &test.is_anomalous, t));
+    match &at {
+        Some(m) => println!(
+            "at threshold {:.5}: precision {:.4}, recall {:.4}, F1 {:.4}, false-positive \
+             rate {:.4} (TP {}, FP {}, TN {}, FN {}; anomalous is positive)",
+            m.threshold,
+            m.precision,
+            m.recall,
+            m.f1,
+            m.fpr,
+            m.confusion.true_positives,
+            m.confusion.false_positives,
+            m.confusion.true_negatives,
+            m.confusion.false_negatives
+        ),
+        None => println!("no threshold: the model stores none for --beta {}", a.beta),
+    }
+    if let Some(path) = &a.per_image {
+        let mut csv = format!(
+            "path,index,truth,{}\n",
+            &SCORE_COLUMNS["path,index,".len()..]
+        );
+        let rows = render_scores(&scores, &test.sources, None, ScoreFormat::Csv);
+        for ((line, truth), src) in rows
+            .lines()
+            .skip(1)
+            .zip(&test.is_anomalous)
+            .zip(&test.sources)
+        {
+            let rest = line.splitn(3, ',').nth(2).unwrap_or("");
+            csv += &format!(
+                "{},{},{},{rest}\n",
+                csv_field(&src.path.display().to_string()),
+                src.index.map_or(String::new(), |i| i.to_string()),
+                u8::from(*truth)
+            );
+        }
+        write_atomic(path, csv.as_bytes())?;
+    }
+    if let Some(dir) = &a.report {
+        let names = test.sources.iter().map(ToString::to_string).collect();
+        let section = report::section_from_scores(
+            &model,
+            test.title.clone(),
+            &test.images,
+            &idx,
+            scores,
+            &test.is_anomalous,
+            names,
+            REPORT_EXAMPLES,
+        )?;
+        let title = format!("gradcon eval: {}", a.model.display());
+        let written = report::write_report(dir, &title, None, &[section])?;
+        eprintln!("wrote {}", written.display());
+    }
     Ok(())
+}
+
+/// The test images of `eval`, with their truth and sources.
+struct EvalImages {
+    title: String,
+    images: Dataset,
+    is_anomalous: Vec<bool>,
+    sources: Vec<ImageSource>,
+}
+
+fn eval_images(a: &EvalArgs, channels: usize) -> Result<EvalImages> {
+    if !a.normal_dir.is_empty() {
+        let fit = Fit::from(a.fit);
+        let normal = read_images(&a.normal_dir, fit, channels)?;
+        let abnormal = read_images(&a.abnormal_dir, fit, channels)?;
+        let mut is_anomalous = vec![false; normal.images.len()];
+        is_anomalous.extend(vec![true; abnormal.images.len()]);
+        let mut sources = normal.sources;
+        sources.extend(abnormal.sources);
+        return Ok(EvalImages {
+            title: "normal and anomalous folders".into(),
+            images: normal.images.concat(&abnormal.images)?,
+            is_anomalous,
+            sources,
+        });
+    }
+    let (Some(kind), Some(class)) = (a.data.dataset, a.class) else {
+        return Err(Error::InvalidOption {
+            option: "class",
+            value: "(missing)".into(),
+            expected: "--dataset with --class, or --normal-dir with --abnormal-dir",
+        });
+    };
+    let kind = DatasetKind::from(kind);
+    let dir = resolve_data_dir(a.data.data_dir.as_deref())?;
+    let pool = Pool::load(kind, &dir)?;
+    let split = pool.split(class, 0.1, a.seed);
+    let name = if kind == DatasetKind::Cifar10 {
+        "cifar10"
+    } else {
+        kind.name()
+    };
+    Ok(EvalImages {
+        title: format!("{name} class {class} against the other classes"),
+        images: pool.images.take(&split.test)?,
+        is_anomalous: split.test_is_normal.iter().map(|n| !n).collect(),
+        sources: split
+            .test
+            .iter()
+            .map(|&i| ImageSource {
+                path: PathBuf::from(format!("{name} test split")),
+                index: Some(i),
+            })
+            .collect(),
+    })
 }
 
 fn export_cmd(a: ExportArgs) -> Result<()> {

@@ -63,11 +63,12 @@ impl Progress {
         self.bar.as_ref()
     }
 
-    /// A line above the bar (or alone without one).
+    /// A line above the bar; alone where no bar is drawn (quiet, or stderr not a terminal,
+    /// where indicatif hides the bar and would drop the line with it).
     fn line(&mut self, text: String) {
         match self.bar() {
-            Some(bar) => bar.println(text),
-            None => eprintln!("{text}"),
+            Some(bar) if !bar.is_hidden() => bar.println(text),
+            _ => eprintln!("{text}"),
         }
     }
 }

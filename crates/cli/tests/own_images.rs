@@ -86,16 +86,22 @@ fn expect(out: Output, code: i32) -> String {
     err
 }
 
-/// The GradCon column of `gradcon score` CSV output, checking its rows.
+/// The GradCon column of `gradcon score` CSV output, checking its rows: each names its file,
+/// and `anomaly_score` is exactly `-gradcon`.
 fn gradcon_column(csv: &str, rows: usize) -> Vec<f64> {
     let mut lines = csv.lines();
-    assert_eq!(lines.next(), Some("index,gradcon,recon,grad"));
+    assert_eq!(
+        lines.next(),
+        Some("path,index,anomaly_score,anomalous,gradcon,recon,grad")
+    );
     let v: Vec<f64> = lines
-        .enumerate()
-        .map(|(i, l)| {
+        .map(|l| {
             let cells: Vec<&str> = l.split(',').collect();
-            assert_eq!(cells[0], i.to_string());
-            cells[1].parse().unwrap()
+            assert!(!cells[0].is_empty(), "a row without its file: {l}");
+            let (anomaly, gradcon): (f64, f64) =
+                (cells[2].parse().unwrap(), cells[4].parse().unwrap());
+            assert_eq!(anomaly, -gradcon, "{l}");
+            gradcon
         })
         .collect();
     assert_eq!(v.len(), rows);
@@ -192,10 +198,36 @@ fn train_on_a_folder_then_score_folders_end_to_end() {
             );
             let big = resize_lanczos_planes(plane, 1, 28, 28, 40, 40).unwrap();
             dir.write(&format!("{anomaly}/big/{k:03}.png"), &png_file(1, 40, &big));
+            // The anomalib layout for `eval`: normal and anomalous folders, of mixed files.
+            let kind = if normal[k] { "normal" } else { "abnormal" };
+            match k % 3 {
+                0 => dir.write(
+                    &format!("{anomaly}/eval/{kind}/{k:03}.png"),
+                    &png_file(3, 28, plane),
+                ),
+                1 => dir.write(
+                    &format!("{anomaly}/eval/{kind}/{k:03}.jpg"),
+                    &grey_jpeg(28, 28, plane, 95),
+                ),
+                _ => dir.write(
+                    &format!("{anomaly}/eval/{kind}/{k:03}.png"),
+                    &png_file(1, 40, &big),
+                ),
+            };
         }
         let base_csv = score(&model, &[&idx_file], &[]);
         let png_csv = score(&model, &[&dir.0.join(format!("{anomaly}/png"))], &[]);
-        assert_eq!(png_csv, base_csv, "PNG copies score like the IDX file");
+        // The same scores; only the path and index columns differ.
+        let numbers = |csv: &str| -> Vec<String> {
+            csv.lines()
+                .map(|l| l.splitn(3, ',').nth(2).unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(
+            numbers(&png_csv),
+            numbers(&base_csv),
+            "PNG copies score like the IDX file"
+        );
         let au = |csv: &str| auroc(&gradcon_column(csv, 200), &normal).unwrap();
         let base = au(&base_csv);
         let jpeg = au(&score(
@@ -215,6 +247,52 @@ fn train_on_a_folder_then_score_folders_end_to_end() {
             "JPEG {jpeg} against IDX {base}"
         );
         assert!((big - base).abs() <= 0.02, "40x40 {big} against IDX {base}");
+
+        // eval on the anomalib layout, with a per-image CSV and a report.
+        let eval_dir = dir.0.join(format!("{anomaly}/eval"));
+        let per_image = dir.0.join(format!("{anomaly}/per-image.csv"));
+        let report = dir.0.join(format!("{anomaly}/report"));
+        let out = gradcon()
+            .args(["eval", "--model", s(&model)])
+            .args(["--normal-dir", s(&eval_dir.join("normal"))])
+            .args(["--abnormal-dir", s(&eval_dir.join("abnormal"))])
+            .args(["--per-image", s(&per_image), "--report", s(&report)])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let got: f64 = stdout
+            .split("AUROC GradCon ")
+            .nth(1)
+            .and_then(|t| t.split(',').next())
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            (got - base).abs() <= 0.02,
+            "eval {got} against IDX {base}: {stdout}"
+        );
+        assert!(
+            stdout.contains("precision") && stdout.contains("F1"),
+            "{stdout}"
+        );
+        let rows = std::fs::read_to_string(&per_image).unwrap();
+        assert_eq!(rows.lines().count(), 201, "a row per image and the header");
+        assert!(rows.starts_with("path,index,truth,anomaly_score,anomalous,"));
+        let truths = rows
+            .lines()
+            .skip(1)
+            .filter(|l| l.split(',').nth(2) == Some("1"))
+            .count();
+        assert_eq!(
+            truths, 100,
+            "the abnormal folder's images are the anomalous ones"
+        );
+        assert!(report.join("index.html").is_file());
     }
 }
 
