@@ -408,3 +408,35 @@ fn a_three_channel_model_on_grey_images_names_the_file() {
     assert!(err.contains("a.idx") && err.contains("3"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A JPEG on which the decoder crate panics (found by fuzzing): an error naming the file,
+/// exit code 1, and no panic message or backtrace on stderr.
+#[test]
+fn a_decoder_panic_is_an_error_naming_the_file_and_nothing_more() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/jpeg");
+    let crash = std::fs::read_dir(&corpus)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("crash-")
+        })
+        .expect("a crashing input in the jpeg corpus");
+    let dir = scratch("decoder-panic");
+    let jpg = dir.join("broken.jpg");
+    std::fs::copy(&crash, &jpg).unwrap();
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/models/fashion-mnist-0.gcm");
+    let err = expect(run(&["score", "--model", s(&model), s(&jpg)]), 1);
+    assert!(
+        err.contains("broken.jpg") && err.contains("bad JPEG"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -22,7 +22,6 @@
 //! [`Limits::max_pixels`](crate::io::fs::Limits) before the pixel buffer is allocated.
 //! The decoder runs with its safe options (no `unsafe` SIMD paths), as files come from anyone.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
 use zune_jpeg::errors::DecodeErrors;
@@ -51,7 +50,7 @@ pub fn jpeg_from_bytes(name: &str, bytes: &[u8], channels: usize) -> Result<Imag
     // zune-jpeg is written not to panic, but it is a large decoder of hostile input: a panic
     // inside it (and only there: the conversion below is this project's code) becomes an
     // error naming the file, as in the PNG reader.
-    let decoded = catch_unwind(AssertUnwindSafe(|| decode(name, bytes)));
+    let decoded = super::contain_codec_panic(|| decode(name, bytes));
     let (colours, height, width, interleaved) = decoded.unwrap_or_else(|_| {
         Err(Error::format(
             name,

@@ -49,6 +49,26 @@ pub use jpeg::{jpeg_from_bytes, read_jpeg};
 pub use png::{png_from_bytes, read_png};
 pub use resize::{resize_lanczos, resize_lanczos_planes};
 
+thread_local! {
+    static IN_CODEC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs a third-party decoder on untrusted bytes, returning a panic inside it as `Err`
+/// instead of unwinding further; [`inside_codec`] is true on this thread meanwhile.
+pub(crate) fn contain_codec_panic<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
+    IN_CODEC.with(|c| c.set(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    IN_CODEC.with(|c| c.set(false));
+    r
+}
+
+/// Whether this thread is inside a third-party decoder whose panics become errors naming the
+/// file: a program's panic hook can stay quiet then (the `gradcon` command's does), since the
+/// panic is not a crash but an answer to bad input.
+pub fn inside_codec() -> bool {
+    IN_CODEC.with(|c| c.get())
+}
+
 /// The environment variable naming the data folder when `--data-dir` is not given.
 pub const DATA_DIR_ENV: &str = "GRADCON_DATA";
 

@@ -85,7 +85,7 @@ pub fn png_from_bytes(name: &str, bytes: &[u8], channels: usize) -> Result<Image
     // The `png` crate (0.18.1) panics on some malformed palettes (an index past a short PLTE,
     // found by fuzzing). A reader must never panic, so a panic inside the crate's decoding (and
     // only there: the conversion below is this project's code) becomes an error naming the file.
-    let decoded = std::panic::catch_unwind(move || -> Result<_> {
+    let decoded = super::contain_codec_panic(move || -> Result<_> {
         let mut reader = decoder.read_info().map_err(png_err)?;
         let size = reader.output_buffer_size().ok_or_else(|| {
             Error::format(
