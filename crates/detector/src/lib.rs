@@ -10,7 +10,8 @@
 //! let detector = Detector::load("models/fashion-mnist-0.gcm")?;
 //! let image = read_png("examples/tshirt.png", detector.channels())?;
 //! let score = detector.score(&image)?;
-//! println!("GradCon score {:.4} (higher is more normal)", score.gradcon);
+//! println!("anomaly score {:.4} (higher is more anomalous)", score.anomaly_score);
+//! assert_eq!(score.anomalous, Some(false)); // a typical T-shirt, at the model's threshold
 //! # Ok(()) }
 //! # #[cfg(not(feature = "png"))] fn main() {}
 //! ```
