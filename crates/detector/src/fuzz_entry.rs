@@ -99,3 +99,19 @@ pub fn model(data: &[u8]) {
         assert!(d.score(&img).is_ok());
     }
 }
+
+/// For the fuzz targets of readers that contain their decoder crate's panics (PNG, JPEG): a
+/// panic hook that lets those through to the reader's containment, which makes them errors,
+/// and hands every other panic to the hook installed before (libFuzzer's, which reports it).
+/// Installed once per process.
+pub fn contain_decoder_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let report = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !crate::data::inside_codec() {
+                report(info)
+            }
+        }));
+    });
+}
