@@ -11,15 +11,15 @@ use detector::data::{
 use detector::eval::protocol::{run_protocol, table, Aurocs, DatasetKind, Pool, ProtocolOptions};
 use detector::eval::split::holdout_split;
 use detector::eval::threshold::AtThreshold;
-use detector::io::fs::{remove_stale_temporaries, write_atomic, OutputLock};
+use detector::io::fs::{remove_if_present, remove_stale_temporaries, write_atomic, OutputLock};
 use detector::io::safetensors::StateDict;
 use detector::model::{Autoencoder, IMAGE_SIDE};
 use detector::train::TrainState;
 use detector::{Detector, Error, Result, Score, TrainConfig, Trainer};
 
 use crate::args::{
-    BenchArgs, Cli, Command, DataArgs, DemoArgs, EvalArgs, ExportArgs, ImageArgs, ProtocolArgs,
-    ScoreArgs, ScoreFormat, TrainArgs,
+    BenchArgs, Cli, Command, DataArgs, DemoArgs, EvalArgs, ExportArgs, ImageArgs, OptionalDataArgs,
+    ProtocolArgs, ScoreArgs, ScoreFormat, TrainArgs,
 };
 use crate::progress::{Progress, ProtocolProgress, Verbosity};
 use crate::report;
@@ -216,6 +216,25 @@ fn read_images(paths: &[PathBuf], fit: Fit, channels: usize) -> Result<LoadedIma
     load_files(&list.files, channels, IMAGE_SIDE, fit)
 }
 
+/// The data set, class and data folder of `--dataset` and `--class`, or a usage error naming
+/// `--class` with what else would do (`expected`).
+fn dataset_class(
+    data: &OptionalDataArgs,
+    class: Option<u8>,
+    expected: &'static str,
+) -> Result<(DatasetKind, u8, PathBuf)> {
+    let (Some(kind), Some(class)) = (data.dataset, class) else {
+        return Err(Error::InvalidOption {
+            option: "class",
+            value: "(missing)".into(),
+            expected,
+        });
+    };
+    let kind = DatasetKind::from(kind);
+    kind.check_class(class)?;
+    Ok((kind, class, resolve_data_dir(data.data_dir.as_deref())?))
+}
+
 /// `--out` of `train`: a file to write, not a folder and not the checkpoint's own name.
 fn check_train_out(out: &Path) -> Result<()> {
     let bad = |expected: &'static str| {
@@ -251,16 +270,8 @@ fn train_data(a: &TrainArgs, config: &TrainConfig) -> Result<(Dataset, Dataset, 
         let names: Vec<String> = a.images.iter().map(|p| p.display().to_string()).collect();
         return Ok((d.take(&s.train)?, d.take(&s.val)?, 0, names.join(", ")));
     }
-    let (Some(kind), Some(class)) = (a.data.dataset, a.class) else {
-        return Err(Error::InvalidOption {
-            option: "class",
-            value: "(missing)".into(),
-            expected: "--dataset with --class, or --images",
-        });
-    };
-    let kind = DatasetKind::from(kind);
-    kind.check_class(class)?;
-    let dir = resolve_data_dir(a.data.data_dir.as_deref())?;
+    let (kind, class, dir) =
+        dataset_class(&a.data, a.class, "--dataset with --class, or --images")?;
     let pool = Pool::load(kind, &dir)?;
     let s = pool.split(class, config.val_fraction, config.seed);
     Ok((
@@ -349,14 +360,6 @@ fn up_to_date(out: &Path, pin: &detector::train::Pin) -> Result<bool> {
             "--epochs was {was}, now {now}: its checkpoint was removed when it finished, so \
              it cannot be extended (--keep-checkpoint keeps one)"
         )])),
-    }
-}
-
-fn remove_if_present(path: &Path) -> Result<()> {
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io(path, "remove", e)),
     }
 }
 
@@ -651,15 +654,11 @@ fn eval_images(a: &EvalArgs, channels: usize) -> Result<EvalImages> {
             sources,
         });
     }
-    let (Some(kind), Some(class)) = (a.data.dataset, a.class) else {
-        return Err(Error::InvalidOption {
-            option: "class",
-            value: "(missing)".into(),
-            expected: "--dataset with --class, or --normal-dir with --abnormal-dir",
-        });
-    };
-    let kind = DatasetKind::from(kind);
-    let dir = resolve_data_dir(a.data.data_dir.as_deref())?;
+    let (kind, class, dir) = dataset_class(
+        &a.data,
+        a.class,
+        "--dataset with --class, or --normal-dir with --abnormal-dir",
+    )?;
     let pool = Pool::load(kind, &dir)?;
     let split = pool.split(class, 0.1, a.seed);
     let name = if kind == DatasetKind::Cifar10 {

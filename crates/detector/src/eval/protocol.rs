@@ -15,7 +15,7 @@ use super::auroc::auroc;
 use super::split::{fold_split, holdout_split, OneClassSplit};
 use super::threshold::AtThreshold;
 use crate::data::{load_cifar10, load_fashion_mnist, load_mnist, Dataset, Split, NUM_CLASSES};
-use crate::io::fs::{remove_stale_temporaries, write_atomic, OutputLock};
+use crate::io::fs::{remove_if_present, remove_stale_temporaries, write_atomic, OutputLock};
 use crate::model::gradcon::Score;
 use crate::train::{Observer, Pin, TrainConfig, Trainer};
 use crate::{Error, Result, ScoreSettings};
@@ -300,14 +300,6 @@ fn finished_result(path: &Path, pin: &Pin) -> Result<Option<ClassResult>> {
         Some((was, now)) => Err(pinned(vec![format!(
             "--epochs was {was}, now {now}: a finished class is not shortened"
         )])),
-    }
-}
-
-fn remove_if_present(path: &Path) -> Result<()> {
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io(path, "remove", e)),
     }
 }
 

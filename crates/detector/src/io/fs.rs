@@ -256,6 +256,15 @@ fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
+/// Removes `path` if it exists (a missing file is not an error).
+pub fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(path, "remove", e)),
+    }
+}
+
 /// Removes `.NAME.tmp-*` files that atomic writes to `path` left when killed mid-write.
 pub fn remove_stale_temporaries(path: &Path) -> Result<()> {
     let Some(name) = path.file_name() else {
