@@ -153,36 +153,59 @@ impl Pin {
     }
 }
 
-/// A digest of bytes, in the format of [`digest`].
+/// A digest of bytes, in the format of [`digest`] (the `--init` weights' file bytes).
 pub fn digest_bytes(bytes: &[u8]) -> String {
-    let d = Dataset::new(bytes.to_vec(), vec![0], 1, 1, bytes.len().max(1));
-    match d {
-        Ok(d) => digest(&[&d]),
-        Err(_) => digest(&[]),
-    }
+    let mut d = Digest::new();
+    d.feed(bytes);
+    d.finish()
 }
 
 /// A 128-bit digest (two FNV-1a 64 streams of different offsets, and CRC-32 of the bytes) of
 /// the data sets' sizes, pixels and labels, in hex.
 pub fn digest(sets: &[&Dataset]) -> String {
-    let mut h1: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut h2: u64 = 0x6c62_272e_07bb_0142;
-    let mut crc = crc32fast::Hasher::new();
-    let mut feed = |bytes: &[u8]| {
-        for &b in bytes {
-            h1 = (h1 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-            h2 = (h2 ^ u64::from(b.rotate_left(3))).wrapping_mul(0x0000_0100_0000_01b3);
+    let mut d = Digest::new();
+    for set in sets {
+        for n in [set.len(), set.channels(), set.height(), set.width()] {
+            d.feed(&(n as u64).to_le_bytes());
         }
-        crc.update(bytes);
-    };
-    for d in sets {
-        for n in [d.len(), d.channels(), d.height(), d.width()] {
-            feed(&(n as u64).to_le_bytes());
-        }
-        feed(d.images());
-        feed(d.labels());
+        d.feed(set.images());
+        d.feed(set.labels());
     }
-    format!("{h1:016x}{h2:016x}-{:08x}", crc.finalize())
+    d.finish()
+}
+
+/// The running state of [`digest`].
+struct Digest {
+    h1: u64,
+    h2: u64,
+    crc: crc32fast::Hasher,
+}
+
+impl Digest {
+    fn new() -> Self {
+        Self {
+            h1: 0xcbf2_9ce4_8422_2325,
+            h2: 0x6c62_272e_07bb_0142,
+            crc: crc32fast::Hasher::new(),
+        }
+    }
+
+    fn feed(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.h1 = (self.h1 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+            self.h2 = (self.h2 ^ u64::from(b.rotate_left(3))).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.crc.update(bytes);
+    }
+
+    fn finish(self) -> String {
+        format!(
+            "{:016x}{:016x}-{:08x}",
+            self.h1,
+            self.h2,
+            self.crc.finalize()
+        )
+    }
 }
 
 #[cfg(test)]
