@@ -589,6 +589,9 @@ pub struct BenchArgs {
     /// Images scored.
     #[arg(long, default_value_t = 2048)]
     pub images: usize,
+    /// Single-image calls timed for the latency figures (each scores a batch of one).
+    #[arg(long, default_value_t = 10_000)]
+    pub calls: usize,
     /// Print the figures as JSON.
     #[arg(long)]
     pub json: bool,

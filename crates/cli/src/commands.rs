@@ -2,7 +2,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use detector::data::{
     collect_files, idx::read_idx_labels, load_files, resolve_data_dir, Dataset, Fit, ImageSource,
@@ -15,7 +15,7 @@ use detector::io::fs::{remove_if_present, remove_stale_temporaries, write_atomic
 use detector::io::safetensors::StateDict;
 use detector::model::{Autoencoder, IMAGE_SIDE};
 use detector::train::TrainState;
-use detector::{Detector, Error, Result, Score, TrainConfig, Trainer};
+use detector::{Detector, Error, Image, Result, Score, TrainConfig, Trainer};
 
 use crate::args::{
     BenchArgs, Cli, Command, DataArgs, DemoArgs, EvalArgs, ExportArgs, ImageArgs, OptionalDataArgs,
@@ -705,6 +705,59 @@ fn torch_refs_path(out: &Path) -> PathBuf {
     out.with_extension("ref_grad.safetensors")
 }
 
+/// Median and 99th percentile of the wall time of one `Detector::score` call, and the 99th
+/// percentile of the process's CPU time per call (all threads), in milliseconds.
+struct Latency {
+    p50: f64,
+    p99: f64,
+    cpu_p99: Option<f64>,
+}
+
+/// Times `calls` single-image calls (after a warm-up of a tenth of them), cycling through
+/// `images`.
+fn single_image_latency(model: &Detector, images: &[Image], calls: usize) -> Result<Latency> {
+    use crate::measure::{process_cpu_time, quantile};
+    for img in images.iter().cycle().take(calls / 10) {
+        model.score(img)?;
+    }
+    let mut wall = Vec::with_capacity(calls);
+    let mut cpu = Vec::with_capacity(calls);
+    for img in images.iter().cycle().take(calls) {
+        let c0 = process_cpu_time();
+        let t = Instant::now();
+        std::hint::black_box(model.score(img)?);
+        wall.push(t.elapsed().as_secs_f64() * 1e3);
+        if let (Some(c0), Some(c1)) = (c0, process_cpu_time()) {
+            cpu.push((c1 - c0).as_secs_f64() * 1e3);
+        }
+    }
+    if wall.is_empty() {
+        return Ok(Latency {
+            p50: f64::NAN,
+            p99: f64::NAN,
+            cpu_p99: None,
+        });
+    }
+    wall.sort_by(f64::total_cmp);
+    cpu.sort_by(f64::total_cmp);
+    Ok(Latency {
+        p50: quantile(&wall, 0.5),
+        p99: quantile(&wall, 0.99),
+        cpu_p99: (!cpu.is_empty()).then(|| quantile(&cpu, 0.99)),
+    })
+}
+
+/// CPU milliseconds the whole process uses per second while a loaded model waits for its next
+/// call (measured over one second of sleep right after scoring).
+fn idle_cpu_ms_per_s() -> Option<f64> {
+    let idle = Duration::from_secs(1);
+    let c0 = crate::measure::process_cpu_time()?;
+    let t = Instant::now();
+    std::thread::sleep(idle);
+    let c1 = crate::measure::process_cpu_time()?;
+    Some((c1 - c0).as_secs_f64() * 1e3 / t.elapsed().as_secs_f64())
+}
+
 fn bench_cmd(a: BenchArgs) -> Result<()> {
     use core_tensor::Rng;
     if a.channels != 1 && a.channels != 3 {
@@ -749,13 +802,22 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
     let t = Instant::now();
     model.score_dataset(&data, &many)?;
     let imgs_per_s = n as f64 / t.elapsed().as_secs_f64();
+    let images: Vec<Image> = (0..64)
+        .map(|i| Image::from_u8(a.channels, side, side, data.image(i).to_vec()))
+        .collect::<detector::Result<_>>()?;
+    let latency = single_image_latency(&model, &images, a.calls)?;
+    let idle = idle_cpu_ms_per_s();
     let threads = rayon::current_num_threads();
+    let peak_rss_mb = crate::measure::peak_rss_mb();
     if a.json {
         println!(
             "{}",
             serde_json::json!({
                 "engine": "gradcon-rs", "threads": threads, "channels": a.channels,
                 "train_step_ms": step_ms, "score_imgs_per_s": imgs_per_s,
+                "latency_ms_p50": latency.p50, "latency_ms_p99": latency.p99,
+                "latency_cpu_ms_p99": latency.cpu_p99, "latency_calls": a.calls,
+                "idle_cpu_ms_per_s": idle, "peak_rss_mb": peak_rss_mb,
                 "params": Autoencoder::init(a.channels, &mut Rng::seed_from_u64(0)).num_params(),
             })
         );
@@ -765,6 +827,22 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
              scoring {imgs_per_s:.0} images/s",
             a.channels, a.steps
         );
+        println!(
+            "one image at a time ({} calls): median {:.3} ms, p99 {:.3} ms{}",
+            a.calls,
+            latency.p50,
+            latency.p99,
+            latency
+                .cpu_p99
+                .map(|c| format!(", on-CPU p99 {c:.3} ms"))
+                .unwrap_or_default()
+        );
+        if let Some(idle) = idle {
+            println!("idle between calls: {idle:.3} ms of CPU per second");
+        }
+        if let Some(mb) = peak_rss_mb {
+            println!("peak resident memory {mb:.1} MiB");
+        }
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 
 pub mod args;
 pub mod commands;
+mod measure;
 mod progress;
 pub mod report;
 

@@ -20,6 +20,7 @@ use crate::{Element, Isa, Layout, Result, Tensor, TensorError};
 mod direct;
 mod geometry;
 mod narrow;
+mod packed;
 
 use geometry::Geometry;
 
@@ -266,14 +267,7 @@ pub fn conv2d_on<T: Element>(
     let mut y = Tensor::for_overwrite(&spec.layout.shape([s.n, s.o, s.ho, s.wo]));
     if !y.is_empty() {
         let b = b.map(Tensor::data);
-        direct::forward(
-            Kernel::for_isa(isa),
-            &g,
-            x.data(),
-            w.data(),
-            b,
-            y.data_mut(),
-        );
+        direct::forward(Kernel::for_isa(isa), &g, x.data(), w, b, y.data_mut());
     }
     Ok(y)
 }
@@ -342,14 +336,7 @@ pub fn conv_transpose2d_on<T: Element>(
     let mut y = Tensor::for_overwrite(&spec.layout.shape([s.n, s.c, s.h, s.w]));
     if !y.is_empty() {
         let b = b.map(Tensor::data);
-        direct::adjoint(
-            Kernel::for_isa(isa),
-            &g,
-            x.data(),
-            w.data(),
-            b,
-            y.data_mut(),
-        );
+        direct::adjoint(Kernel::for_isa(isa), &g, x.data(), w, b, y.data_mut());
     }
     Ok(y)
 }
@@ -691,14 +678,7 @@ pub fn conv2d_input_grad_on<T: Element>(
     let g = Geometry::new(s, spec);
     let mut gx = Tensor::for_overwrite(&spec.layout.shape([n, c, h, wd]));
     if !gx.is_empty() {
-        direct::adjoint(
-            Kernel::for_isa(isa),
-            &g,
-            gy.data(),
-            w.data(),
-            None,
-            gx.data_mut(),
-        );
+        direct::adjoint(Kernel::for_isa(isa), &g, gy.data(), w, None, gx.data_mut());
     }
     Ok(gx)
 }

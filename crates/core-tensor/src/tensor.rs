@@ -1,5 +1,7 @@
 //! [`Tensor<T>`]: owned, contiguous, row-major storage with a shape.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::element::{Binary, Unary};
 use crate::{Element, Isa, Result, Rng, TensorError};
 
@@ -16,19 +18,37 @@ use crate::{Element, Isa, Result, Rng, TensorError};
 /// assert_eq!(r.data(), &[1.0, 0.0, 3.0, 0.0]);
 /// assert_eq!(r.reshape(&[4]).unwrap().shape(), &[4]);
 /// ```
-#[derive(PartialEq)]
 pub struct Tensor<T: Element> {
     data: Vec<T>,
     shape: Vec<usize>,
+    /// Names the values: a new id for every new tensor and after every mutable access, and the
+    /// same id for a clone (whose values are the same). Kernels cache what they derive from a
+    /// tensor's values (packed weight panels) under it; ids are never reused.
+    id: u64,
+}
+
+/// A content id no tensor has had before.
+fn fresh_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+impl<T: Element> PartialEq for Tensor<T> {
+    /// Equal shapes and values (the content ids play no part).
+    fn eq(&self, other: &Self) -> bool {
+        self.shape == other.shape && self.data == other.data
+    }
 }
 
 impl<T: Element> Clone for Tensor<T> {
+    /// A copy of the values, under the same content id.
     fn clone(&self) -> Self {
         let mut data = crate::pool::for_overwrite(self.data.len());
         data.copy_from_slice(&self.data);
         Self {
             data,
             shape: self.shape.clone(),
+            id: self.id,
         }
     }
 }
@@ -72,6 +92,7 @@ impl<T: Element> Tensor<T> {
         Self {
             data,
             shape: shape.to_vec(),
+            id: fresh_id(),
         }
     }
 
@@ -81,6 +102,7 @@ impl<T: Element> Tensor<T> {
         Self {
             data: crate::pool::for_overwrite(shape.iter().product()),
             shape: shape.to_vec(),
+            id: fresh_id(),
         }
     }
 
@@ -89,6 +111,7 @@ impl<T: Element> Tensor<T> {
         Self {
             data: vec![v],
             shape: Vec::new(),
+            id: fresh_id(),
         }
     }
 
@@ -104,6 +127,7 @@ impl<T: Element> Tensor<T> {
         Ok(Self {
             data,
             shape: shape.to_vec(),
+            id: fresh_id(),
         })
     }
 
@@ -116,6 +140,7 @@ impl<T: Element> Tensor<T> {
         Self {
             data,
             shape: shape.to_vec(),
+            id: fresh_id(),
         }
     }
 
@@ -126,6 +151,7 @@ impl<T: Element> Tensor<T> {
         Self {
             data,
             shape: shape.to_vec(),
+            id: fresh_id(),
         }
     }
 
@@ -154,9 +180,15 @@ impl<T: Element> Tensor<T> {
         &self.data
     }
 
-    /// The values, row-major, mutable.
+    /// The values, row-major, mutable (the tensor gets a new content id).
     pub fn data_mut(&mut self) -> &mut [T] {
+        self.id = fresh_id();
         &mut self.data
+    }
+
+    /// The content id: equal ids mean equal values (see the field's documentation).
+    pub(crate) fn content_id(&self) -> u64 {
+        self.id
     }
 
     /// Gives up the buffer.
@@ -211,6 +243,7 @@ impl<T: Element> Tensor<T> {
         Tensor {
             data: self.data.iter().map(|v| U::from_f64(v.to_f64())).collect(),
             shape: self.shape.clone(),
+            id: fresh_id(),
         }
     }
 
@@ -303,6 +336,7 @@ impl<T: Element> Tensor<T> {
     /// `self += alpha * x`, same shapes.
     pub fn axpy(&mut self, alpha: T, x: &Self) -> Result<()> {
         self.check_same("axpy", x)?;
+        self.id = fresh_id();
         T::axpy(Isa::detect(), alpha, &x.data, &mut self.data);
         Ok(())
     }

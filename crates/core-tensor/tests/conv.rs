@@ -699,3 +699,61 @@ fn input_grad_spec_with_padding_beyond_the_span() {
     let dx = core_tensor::conv::conv2d_input_grad(&gy, &w, [1, 1], spec).unwrap();
     assert_eq!(dx.shape(), &[1, 1, 1, 1]);
 }
+
+/// The packed weights are kept between calls under the weight tensor's content id: a call
+/// after the weights change in place (as an optimiser step changes them), or with a clone,
+/// must give what freshly packed weights give, on every path.
+#[test]
+fn weights_changed_in_place_are_packed_again() {
+    let mut rng = Rng::seed_from_u64(7);
+    for isa in Isa::supported() {
+        for layout in [Layout::Nchw, Layout::Nhwc] {
+            let nchw_x = random::<f32>(&[2, 32, 8, 8], &mut rng);
+            let x = nchw_x.relayout(Layout::Nchw, layout).unwrap();
+            let mut w = random::<f32>(&[64, 32, 4, 4], &mut rng);
+            let spec = Conv2dSpec::new(2, 1).in_layout(layout);
+            let tspec = ConvTranspose2dSpec::new(2, 1, 0).in_layout(layout);
+            let y = conv2d_on(isa, &x, &w, None, spec).unwrap();
+            let gy = random::<f32>(y.shape(), &mut rng);
+            let wt = random::<f32>(&[64, 32, 4, 4], &mut rng);
+            let mut wt = wt;
+            let t = conv_transpose2d_on(isa, &y, &wt, None, tspec).unwrap();
+            for _ in 0..3 {
+                // Same values: the same bits, cached or not (and from a clone).
+                assert_eq!(conv2d_on(isa, &x, &w.clone(), None, spec).unwrap(), y);
+                assert_eq!(conv_transpose2d_on(isa, &y, &wt, None, tspec).unwrap(), t);
+            }
+            for v in w.data_mut() {
+                *v = -*v;
+            }
+            for v in wt.data_mut() {
+                *v *= 2.0;
+            }
+            let negated = conv2d_on(isa, &x, &w, None, spec).unwrap();
+            let fresh_w = Tensor::from_vec(w.data().to_vec(), w.shape()).unwrap();
+            assert_eq!(
+                negated,
+                conv2d_on(isa, &x, &fresh_w, None, spec).unwrap(),
+                "{isa}"
+            );
+            for (a, b) in negated.data().iter().zip(y.data()) {
+                assert_eq!(
+                    *a, -*b,
+                    "{isa} {layout:?}: the old packed weights were used"
+                );
+            }
+            let doubled = conv_transpose2d_on(isa, &y, &wt, None, tspec).unwrap();
+            for (a, b) in doubled.data().iter().zip(t.data()) {
+                assert_eq!(
+                    *a,
+                    2.0 * *b,
+                    "{isa} {layout:?}: the old packed weights were used"
+                );
+            }
+            // The input gradient packs the forward weights the same way.
+            let gx = conv2d_input_grad_on(isa, &gy, &w, [8, 8], spec).unwrap();
+            let gx_fresh = conv2d_input_grad_on(isa, &gy, &fresh_w, [8, 8], spec).unwrap();
+            assert_eq!(gx, gx_fresh, "{isa} {layout:?}");
+        }
+    }
+}

@@ -27,11 +27,12 @@
 use rayon::prelude::*;
 
 use super::geometry::Geometry;
+use super::packed::{with_packed, PackKey, Packing};
 use crate::conv::ConvShape;
 use crate::gemm::kernels::{Kernel, TileArgs, MAX_TILE};
 use crate::pool::with_scratch;
 use crate::transpose::transpose;
-use crate::{Element, Isa, Layout};
+use crate::{Element, Isa, Layout, Tensor};
 
 /// Output positions a chunk of examples should hold at least (enough rows for the tiles): small
 /// chunks, so that a worker thread that wakes late still finds work to take.
@@ -139,7 +140,7 @@ pub(super) fn forward<T: Element>(
     kern: Kernel<T>,
     g: &Geometry,
     x: &[T],
-    w: &[T],
+    w: &Tensor<T>,
     bias: Option<&[T]>,
     y: &mut [T],
 ) {
@@ -153,9 +154,9 @@ pub(super) fn forward<T: Element>(
         .collect();
     let nb = batch_chunk(n, pos);
     let bases = g.position_bases(nb);
-    with_scratch::<T, _>(panels * taps * c * nr, |wpack| {
-        pack_forward_weights(g, nr, w, wpack);
-        let wpack = &*wpack;
+    let key = PackKey::new(w, Packing::Forward, nr, [o, c, g.s.kh, g.s.kw, 0, 0, 0, 0]);
+    let pack = |out: &mut [T]| pack_forward_weights(g, nr, w.data(), out);
+    with_packed(Some(key), panels * taps * c * nr, pack, |wpack| {
         y.par_chunks_mut(nb * o * pos)
             .enumerate()
             .for_each(|(chunk, yc)| {
@@ -220,16 +221,16 @@ pub(super) fn adjoint<T: Element>(
     kern: Kernel<T>,
     g: &Geometry,
     gy: &[T],
-    w: &[T],
+    w: &Tensor<T>,
     bias: Option<&[T]>,
     gx: &mut [T],
 ) {
     if !super::narrow::applies(g) {
-        adjoint_scatter(kern, g, gy, w, bias, gx);
+        adjoint_scatter(kern, g, gy, w.data(), bias, gx);
     } else if 2 * g.s.c >= kern.nr {
         adjoint_phased(kern, g, gy, w, bias, gx);
     } else {
-        super::narrow::adjoint(kern.isa, g, gy, w, bias, gx);
+        super::narrow::adjoint(kern.isa, g, gy, w.data(), bias, gx);
     }
 }
 
@@ -243,7 +244,7 @@ fn adjoint_phased<T: Element>(
     kern: Kernel<T>,
     g: &Geometry,
     gy: &[T],
-    w: &[T],
+    w: &Tensor<T>,
     bias: Option<&[T]>,
     gx: &mut [T],
 ) {
@@ -284,7 +285,9 @@ fn adjoint_phased<T: Element>(
         .collect();
     let taps: Vec<isize> = (0..ah).map(|a| (a * gw * o) as isize).collect();
     let nb = batch_chunk(n, pixels);
-    with_scratch::<T, _>(sh * sw * panels * kdim * nr, |wpack| {
+    let key = PackKey::new(w, Packing::Phased, nr, [o, c, kh, kw, sh, sw, ph, pw]);
+    let w = w.data();
+    let pack = |wpack: &mut [T]| {
         // Phase `(ry, rx)`, panel `jp`: row `(a', b', oc)` holds, for the panel's output
         // channels, `w[oc][channel][ry + sh (ah - 1 - a')][rx + sw (aw - 1 - b')]` (window row
         // `a'` is gradient row `top + a'`, so kernel step `a = ah - 1 - a'`).
@@ -305,7 +308,8 @@ fn adjoint_phased<T: Element>(
                 }
             }
         }
-        let wpack = &*wpack;
+    };
+    with_packed(Some(key), sh * sw * panels * kdim * nr, pack, |wpack| {
         gx.par_chunks_mut(nb * c * pixels)
             .enumerate()
             .for_each(|(chunk, gxc)| {
