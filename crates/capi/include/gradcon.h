@@ -175,9 +175,9 @@ gradcon_status gradcon_load_bytes(const uint8_t *bytes, size_t len, gradcon_dete
  * as any other call on the same detector; the pointer is invalid afterwards. */
 void gradcon_free(gradcon_detector *detector);
 
-/* From now on, scores on a pool of the detector's own of `threads` workers (1 to 256),
- * replacing any earlier one. Must not run at the same time as any other call on the same
- * detector. */
+/* From now on, scores on a pool of the detector's own of `threads` workers (1 to 256; no
+ * more workers are started than the process has cores), replacing any earlier one. Must not
+ * run at the same time as any other call on the same detector. */
 gradcon_status gradcon_set_threads(gradcon_detector *detector, uint32_t threads);
 
 /* The image channels the model takes: 1 (grey) or 3 (RGB). Images of the other kind are

@@ -249,7 +249,8 @@ pub unsafe extern "C" fn gradcon_free(detector: *mut GradconDetector) {
     });
 }
 
-/// Gives the detector a pool of its own of `threads` workers (1 to [`MAX_THREADS`]).
+/// Gives the detector a pool of its own of `threads` workers (1 to [`MAX_THREADS`]; at most
+/// as many as the process has cores).
 ///
 /// # Safety
 ///

@@ -50,6 +50,10 @@ fn check_channels(channels: usize) -> Result<()> {
 
 /// Most images `bench` scores.
 pub const MAX_BENCH_IMAGES: usize = 1 << 24;
+/// Most timed training steps `bench` takes.
+pub const MAX_BENCH_STEPS: usize = 1_000_000;
+/// Most single-image calls `bench` times.
+pub const MAX_BENCH_CALLS: usize = 10_000_000;
 
 impl Cli {
     /// Checks every option of the command line before any work, with the library's own
@@ -140,11 +144,14 @@ impl Cli {
             }
             Command::Bench(a) => {
                 check_channels(a.channels)?;
-                if a.steps == 0 {
-                    return Err(bad("steps", 0, "at least 1"));
+                if !(1..=MAX_BENCH_STEPS).contains(&a.steps) {
+                    return Err(bad("steps", a.steps, "1 to 1000000"));
                 }
                 if !(1..=MAX_BENCH_IMAGES).contains(&a.images) {
                     return Err(bad("images", a.images, "1 to 16777216"));
+                }
+                if !(1..=MAX_BENCH_CALLS).contains(&a.calls) {
+                    return Err(bad("calls", a.calls, "1 to 10000000"));
                 }
                 Ok(())
             }

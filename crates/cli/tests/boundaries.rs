@@ -120,8 +120,8 @@ fn probes(dir: &Path) -> Vec<(Vec<String>, Vec<&'static str>)> {
             protocol,
         ),
         (
-            words(&["bench", "--steps", "1", "--images", "64"]),
-            vec!["--channels", "--steps", "--images"],
+            words(&["bench", "--steps", "1", "--images", "64", "--calls", "10"]),
+            vec!["--channels", "--steps", "--images", "--calls"],
         ),
     ]
 }

@@ -219,6 +219,33 @@ fn numbers_are_checked_at_the_door_with_usage_errors_naming_the_option() {
     assert!(err.contains("--threads"), "{err}");
     let err = expect(run(&["bench", "--steps", "0"]), 2);
     assert!(err.contains("--steps"), "{err}");
+    let err = expect(run(&["bench", "--calls", "0"]), 2);
+    assert!(err.contains("--calls"), "{err}");
+    // More threads than cores: as many workers as cores, and a note saying so.
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    if cores < 200 {
+        let o = run(&[
+            "--threads",
+            "200",
+            "bench",
+            "--steps",
+            "1",
+            "--images",
+            "64",
+            "--calls",
+            "10",
+            "--json",
+        ]);
+        let err = expect(o.clone(), 0);
+        assert!(
+            err.contains(&format!(
+                "--threads 200: this machine runs {cores} threads at once"
+            )),
+            "{err}"
+        );
+        let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(json["threads"], cores, "{json}");
+    }
     let sample = sample_dir();
     let args = [
         "train",

@@ -305,7 +305,8 @@ impl Detector {
         })
     }
 
-    /// Scores on a pool of its own of `threads` workers (1 to [`MAX_THREADS`]) from now on.
+    /// Scores on a pool of its own of `threads` workers (1 to [`MAX_THREADS`]) from now on; no
+    /// more workers are started than the process has cores ([`crate::parallel::workers_for`]).
     pub fn set_threads(&mut self, threads: usize) -> Result<()> {
         self.pool = Some(Arc::new(crate::parallel::thread_pool(threads)?));
         Ok(())

@@ -32,11 +32,25 @@ pub fn check_threads(threads: usize) -> crate::Result<()> {
     }
 }
 
-/// A rayon pool of `threads` workers (checked with [`check_threads`]).
+/// Threads this process can run at once: the cores it may use (affinity and cgroup quotas
+/// counted, as [`std::thread::available_parallelism`] reports them), 1 if unknown.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// The workers a pool asked for `threads` gets: at most [`cores`]. More workers than cores
+/// gain nothing (every kernel's result is the same on any number of threads) and cost much:
+/// each short parallel region is split for, and waits on, workers that are not running.
+pub fn workers_for(threads: usize) -> usize {
+    threads.min(cores()).max(1)
+}
+
+/// A rayon pool for `threads` workers (checked with [`check_threads`]), of
+/// [`workers_for`]`(threads)` workers.
 pub fn thread_pool(threads: usize) -> crate::Result<rayon::ThreadPool> {
     check_threads(threads)?;
     rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
+        .num_threads(workers_for(threads))
         .thread_name(|i| format!("gradcon-{i}"))
         .build()
         .map_err(|e| crate::Error::invalid("thread pool", e.to_string()))
@@ -92,6 +106,18 @@ mod tests {
     use super::*;
     use rayon::prelude::*;
     use std::sync::Mutex;
+
+    #[test]
+    fn pools_have_no_more_workers_than_cores() {
+        let cores = cores();
+        assert_eq!(
+            thread_pool(MAX_THREADS).unwrap().current_num_threads(),
+            cores
+        );
+        assert_eq!(thread_pool(1).unwrap().current_num_threads(), 1);
+        assert_eq!(workers_for(cores + 1), cores);
+        assert!(thread_pool(MAX_THREADS + 1).is_err());
+    }
 
     /// Polling jobs started while the other worker is in nested joins, and kept alive while the
     /// caller waits on that worker: the work finishes (within 20 s) with the right sums. (Whether
