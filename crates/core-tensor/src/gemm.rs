@@ -159,6 +159,7 @@ pub fn gemm_on<T: Element>(
                             b_step: nr,
                             out,
                             accumulate: direct && beta == T::ONE,
+                            site: crate::flops::Site::Gemm,
                         };
                         // SAFETY: row `r` of op(A) reads `a[r a_row + (pc + p) a_step]` for
                         // p < kc, inside `a` (asserted length, `pc + kc <= k`); the panel holds

@@ -11,6 +11,7 @@
 pub mod conv;
 pub mod element;
 pub mod error;
+pub mod flops;
 pub mod gemm;
 pub mod isa;
 pub mod layout;

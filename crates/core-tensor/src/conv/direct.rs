@@ -189,6 +189,7 @@ pub(super) fn forward<T: Element>(
                                 b_step: nr,
                                 out: kern.out_rows(first, o_pad, valid, tp),
                                 accumulate: false,
+                                site: crate::flops::Site::ConvForward,
                             };
                             // SAFETY: every row points at a position's top-left pixel in `xpad`,
                             // and `row + kernel-row offset + (q c + channel)` stays inside that
@@ -354,6 +355,7 @@ fn adjoint_phased<T: Element>(
                                     b_step: nr,
                                     out,
                                     accumulate: false,
+                                    site: crate::flops::Site::ConvPhased,
                                 };
                                 // SAFETY: each row points at a window's top-left value in `gpad`;
                                 // its `ah` rows of `aw o` values lie inside the example's margined
@@ -479,6 +481,7 @@ fn adjoint_scatter<T: Element>(
                                     b_step: nr,
                                     out,
                                     accumulate: in_place,
+                                    site: crate::flops::Site::ConvScatter,
                                 };
                                 // SAFETY: each row is a whole `o`-value row of `gn`; the panel
                                 // holds `o` rows of `nr` values; in place, row i writes the `nr`
@@ -635,6 +638,7 @@ impl WeightGradPlan {
                         b_step: o_pad,
                         out,
                         accumulate: false,
+                        site: crate::flops::Site::WeightGrad,
                     };
                     // SAFETY: row i reads column `q0 + i` of the im2col matrix at every position
                     // of the chunk: `column_offset + e plen + i s wp c + j s c`, inside example

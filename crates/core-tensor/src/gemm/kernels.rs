@@ -44,6 +44,8 @@ pub(crate) struct TileArgs<'a, T> {
     pub out: [*mut T; MAX_MR],
     /// Add to the destination instead of overwriting it.
     pub accumulate: bool,
+    /// What the tile is part of (for [`crate::flops`]).
+    pub site: crate::flops::Site,
 }
 
 /// A microkernel: its tile size and entry point.
@@ -128,6 +130,7 @@ impl<T: Element> Kernel<T> {
     /// from the inputs; and the CPU must support the instruction set this kernel was chosen for.
     #[inline]
     pub unsafe fn run(&self, args: &TileArgs<'_, T>) {
+        crate::flops::add(args.site, self.mr * self.nr * args.kc * args.taps.len());
         // SAFETY: forwarded contract.
         unsafe { (self.run)(args) }
     }

@@ -189,6 +189,10 @@ fn shifted_sum_f32(isa: Isa, offsets: &[usize], weights: &[f32], src: &[f32], ou
         "shifted_sum: a term reaches past the source"
     );
     enter(isa);
+    crate::flops::add(
+        crate::flops::Site::ShiftedSum,
+        weights.len() * (out.len() / k),
+    );
     on_path!(isa, shifted_sum(offsets, weights, src, out))
 }
 
@@ -199,6 +203,7 @@ fn sum_f32(isa: Isa, a: &[f32]) -> f32 {
 
 fn dot_f32(isa: Isa, a: &[f32], b: &[f32]) -> f32 {
     enter(isa);
+    crate::flops::add(crate::flops::Site::Dot, a.len());
     chunked_dot(a, b, |x, y| on_path!(isa, dot(x, y)))
 }
 
