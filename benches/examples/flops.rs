@@ -32,7 +32,7 @@ fn print(what: &str, counts: [u64; Site::ALL.len()]) {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    assert!(flops::COUNTING, "build with --features flop-count");
+    const { assert!(flops::COUNTING, "build with --features flop-count") };
     let channels: usize = std::env::args().nth(1).map_or(Ok(1), |c| c.parse())?;
     let mut rng = Rng::seed_from_u64(0);
     let pixels: Vec<u8> = (0..64 * channels * 28 * 28)
