@@ -257,7 +257,8 @@ def cmd_bench(a):
     torch.manual_seed(0)
     res = {"engine": "pytorch", "torch": torch.__version__, "threads": a.threads, "channels": a.channels}
     model = GradConAE(a.channels)
-    x = torch.rand(64, a.channels, 28, 28)
+    x = torch.rand(a.batch, a.channels, 28, 28)
+    res["batch"] = a.batch
     tr = Trainer(model)
     tr.step(x)  # the first step has no history; the timed ones run the double backward
     res["train_step_ms"] = median_ms(lambda: tr.step(x), a.warmup, a.reps)
@@ -273,6 +274,8 @@ def cmd_bench(a):
     # and of scoring one image (forward, backward to the decoder weights).
     res["train_step_gflop"] = counted_gflop(lambda: tr.step(x))
     res["score_gflop_per_img"] = counted_gflop(lambda: score_batch_of_one(model, tr.ref, imgs[:1]))
+    import resource
+    res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(res))
 
 
@@ -360,6 +363,7 @@ def main():
     b.add_argument("--warmup", type=int, default=5)
     b.add_argument("--reps", type=int, default=30)
     b.add_argument("--score-images", type=int, default=1024)
+    b.add_argument("--batch", type=int, default=64)
     r = sub.add_parser("protocol")
     r.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist")
     r.add_argument("--data-dir")

@@ -52,6 +52,8 @@ fn check_channels(channels: usize) -> Result<()> {
 pub const MAX_BENCH_IMAGES: usize = 1 << 24;
 /// Most timed training steps `bench` takes.
 pub const MAX_BENCH_STEPS: usize = 1_000_000;
+/// Largest training batch `bench` times.
+pub const MAX_BENCH_BATCH: usize = 4096;
 /// Most single-image calls `bench` times.
 pub const MAX_BENCH_CALLS: usize = 10_000_000;
 
@@ -121,8 +123,10 @@ impl Cli {
                     )),
                 }
             }
+            Command::Merge(_) => Ok(()),
             Command::Protocol(a) => {
                 a.train.config(5).validate()?;
+                detector::eval::budget::check_budgets(&a.eval_at, a.train.epochs)?;
                 check_beta(a.beta)?;
                 let kind = DatasetKind::from(a.data.dataset);
                 match &a.classes {
@@ -149,6 +153,9 @@ impl Cli {
                 }
                 if !(1..=MAX_BENCH_IMAGES).contains(&a.images) {
                     return Err(bad("images", a.images, "1 to 16777216"));
+                }
+                if !(1..=MAX_BENCH_BATCH).contains(&a.batch) {
+                    return Err(bad("batch", a.batch, "1 to 4096"));
                 }
                 if !(1..=MAX_BENCH_CALLS).contains(&a.calls) {
                     return Err(bad("calls", a.calls, "1 to 10000000"));
@@ -208,6 +215,10 @@ pub enum Command {
     Eval(EvalArgs),
     /// Run the one-class protocol: a model per class, AUROC per class and mean.
     Protocol(ProtocolArgs),
+    /// Combine the classes of a protocol folder run as separate jobs (`protocol --shard`) into
+    /// its results.json, refusing classes trained on other data, with other options or seeds,
+    /// or scored otherwise.
+    Merge(MergeArgs),
     /// Write a model as .safetensors with the authors' names (and reference gradients; see
     /// --torch for PyTorch's strict loading).
     Export(ExportArgs),
@@ -564,6 +575,28 @@ pub struct ProtocolArgs {
     /// test images. Not pinned.
     #[arg(long, value_name = "DIR")]
     pub report: Option<PathBuf>,
+    /// Also score, at each of these epochs (1 to --epochs), the model the protocol would
+    /// select if training stopped there (lowest validation loss so far; the epoch's own model
+    /// with --val-fraction 0; after an early stop by --patience, the stopped model, marked
+    /// "stopped"), in the same run: the three AUROCs per class and budget go to the results
+    /// and the report (AUROC against epochs). An evaluation option: not pinned, but a resumed
+    /// or reused class must have evaluated them already.
+    #[arg(long, value_delimiter = ',', value_name = "EPOCHS")]
+    pub eval_at: Vec<usize>,
+    /// Write only the classes' own files in --out (class_<c>.json, .gcm; no results.json):
+    /// for classes run as separate jobs into one folder, combined afterwards by
+    /// `gradcon merge DIR`.
+    #[arg(long)]
+    pub shard: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The protocol folder holding the class results (class_<c>.json).
+    pub dir: PathBuf,
+    /// Also write the combined results as JSON here (always written to `<dir>/results.json`).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -596,6 +629,9 @@ pub struct BenchArgs {
     /// Images scored.
     #[arg(long, default_value_t = 2048)]
     pub images: usize,
+    /// Images per timed training step.
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
     /// Single-image calls timed for the latency figures (each scores a batch of one).
     #[arg(long, default_value_t = 10_000)]
     pub calls: usize,

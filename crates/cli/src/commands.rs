@@ -18,8 +18,8 @@ use detector::train::TrainState;
 use detector::{Detector, Error, Image, Result, Score, TrainConfig, Trainer};
 
 use crate::args::{
-    BenchArgs, Cli, Command, DataArgs, DemoArgs, EvalArgs, ExportArgs, ImageArgs, OptionalDataArgs,
-    ProtocolArgs, ScoreArgs, ScoreFormat, TrainArgs,
+    BenchArgs, Cli, Command, DataArgs, DemoArgs, EvalArgs, ExportArgs, ImageArgs, MergeArgs,
+    OptionalDataArgs, ProtocolArgs, ScoreArgs, ScoreFormat, TrainArgs,
 };
 use crate::progress::{Progress, ProtocolProgress, Verbosity};
 use crate::report;
@@ -58,6 +58,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Score(a) => score_cmd(a),
         Command::Eval(a) => eval_cmd(a),
         Command::Protocol(a) => protocol_cmd(a, show),
+        Command::Merge(a) => merge_cmd(a),
         Command::Export(a) => export_cmd(a),
         Command::Bench(a) => bench_cmd(a),
     })
@@ -160,11 +161,22 @@ fn protocol_cmd(a: ProtocolArgs, show: Verbosity) -> Result<()> {
         ProtocolOptions {
             beta: a.beta,
             fresh: a.fresh,
+            eval_at: a.eval_at.clone(),
         },
         &mut ProtocolProgress::new(show, config.epochs),
     )?;
     print!("{}", table(&result));
-    write_json(&a.out.join("results.json"), &result)?;
+    if a.shard {
+        if !show.quiet {
+            eprintln!(
+                "wrote the class files only (--shard); combine the folder's classes with \
+                 `gradcon merge {}`",
+                a.out.display()
+            );
+        }
+    } else {
+        write_json(&a.out.join("results.json"), &result)?;
+    }
     if let Some(path) = &a.json {
         write_json(path, &result)?;
     }
@@ -173,6 +185,16 @@ fn protocol_cmd(a: ProtocolArgs, show: Verbosity) -> Result<()> {
         let title = format!("gradcon protocol: {}", kind.name());
         let written = protocol_report(kind, &dir, &a.out, &result, report_dir, &title)?;
         eprintln!("wrote {}", written.display());
+    }
+    Ok(())
+}
+
+fn merge_cmd(a: MergeArgs) -> Result<()> {
+    let result = detector::eval::merge::merge(&a.dir)?;
+    print!("{}", table(&result));
+    write_json(&a.dir.join("results.json"), &result)?;
+    if let Some(path) = &a.json {
+        write_json(path, &result)?;
     }
     Ok(())
 }
@@ -768,12 +790,13 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
     use core_tensor::Rng;
     let mut rng = Rng::seed_from_u64(0);
     let side = IMAGE_SIDE;
-    let batch: Vec<u8> = (0..64 * a.channels * side * side)
+    let count = a.batch.max(64);
+    let pixels: Vec<u8> = (0..count * a.channels * side * side)
         .map(|_| rng.below(256) as u8)
         .collect();
-    let data = Dataset::new(batch, vec![0; 64], a.channels, side, side)?;
+    let data = Dataset::new(pixels, vec![0; count], a.channels, side, side)?;
     let idx: Vec<usize> = (0..64).collect();
-    let x = data.batch_tensor(&idx)?;
+    let x = data.batch_tensor(&(0..a.batch).collect::<Vec<_>>())?;
     let config = TrainConfig::default();
     let mut state = TrainState::fresh(&config, a.channels, 0, 0, &detector::train::Init::Seeded);
     for _ in 0..3 {
@@ -788,7 +811,7 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
     times.sort_by(f64::total_cmp);
     let step_ms = times[times.len() / 2];
     let model = state.selected();
-    let n = a.images.max(64);
+    let n = a.images;
     let many: Vec<usize> = (0..n).map(|i| i % 64).collect();
     model.score_dataset(&data, &idx)?;
     let t = Instant::now();
@@ -806,7 +829,7 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
             "{}",
             serde_json::json!({
                 "engine": "gradcon-rs", "threads": threads, "channels": a.channels,
-                "train_step_ms": step_ms, "score_imgs_per_s": imgs_per_s,
+                "batch": a.batch, "train_step_ms": step_ms, "score_imgs_per_s": imgs_per_s,
                 "latency_ms_p50": latency.p50, "latency_ms_p99": latency.p99,
                 "latency_cpu_ms_p99": latency.cpu_p99, "latency_calls": a.calls,
                 "idle_cpu_ms_per_s": idle, "peak_rss_mb": peak_rss_mb,
@@ -815,9 +838,9 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
         );
     } else {
         println!(
-            "threads {threads}, channels {}: training step {step_ms:.2} ms (median of {}), \
-             scoring {imgs_per_s:.0} images/s",
-            a.channels, a.steps
+            "threads {threads}, channels {}: training step of {} images {step_ms:.2} ms (median of \
+             {}), scoring {imgs_per_s:.0} images/s",
+            a.channels, a.batch, a.steps
         );
         println!(
             "one image at a time ({} calls): median {:.3} ms, p99 {:.3} ms{}",

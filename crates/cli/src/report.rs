@@ -305,7 +305,7 @@ pub fn render_html(
         t = escape(title)
     );
     if let Some(s) = summary {
-        h += &summary_html(s);
+        h += &summary_html(s)?;
     }
     if sections.len() > 1 {
         h += "<nav><h2>Sections</h2><ol>";
@@ -358,7 +358,7 @@ td.name { text-align: left; }
 .colorbar img { width: 240px; height: 14px; border: 1px solid #999; }
 ";
 
-fn summary_html(r: &ProtocolResult) -> String {
+fn summary_html(r: &ProtocolResult) -> Result<String> {
     let mut h = format!(
         "<section id=\"summary\"><h2>Summary: the one-class protocol on {}</h2>\n\
          <p>{}, &beta; = {}, {} epochs at most, seed {}, {} in all, {:.1} s wall time \
@@ -414,7 +414,86 @@ fn summary_html(r: &ProtocolResult) -> String {
     if !reasons.is_empty() {
         let _ = writeln!(h, "<p>Restarts:</p><ul>{}</ul>", reasons.concat());
     }
-    h + "</section>\n"
+    if !r.budgets.is_empty() {
+        h += &budgets_html(r)?;
+    }
+    Ok(h + "</section>\n")
+}
+
+/// The mean AUROCs at each `--eval-at` budget: a plot against epochs and a table.
+fn budgets_html(r: &ProtocolResult) -> Result<String> {
+    let mut h = format!(
+        "<h3>AUROC against epochs trained</h3>\n{}\n<p class=\"legend\">{}</p>\n<table>\n\
+         <tr><th>epochs</th><th>GradCon</th><th>recon</th><th>grad</th>\
+         <th>stopped early</th></tr>\n",
+        budgets_svg(r)?,
+        "Mean over the classes of the AUROC of the model the protocol selects after each \
+         number of epochs (lowest validation loss so far): <span class=\"key\" \
+         style=\"border-color:#1f77b4\"></span>GradCon <span class=\"key\" \
+         style=\"border-color:#ff7f0e\"></span>reconstruction term <span class=\"key\" \
+         style=\"border-color:#2ca02c\"></span>gradient term. &ldquo;Stopped early&rdquo;: \
+         some class had stopped (--patience) before that budget, and its stopped model was \
+         scored."
+    );
+    for b in &r.budgets {
+        let stopped = r
+            .classes
+            .iter()
+            .any(|c| c.budgets.iter().any(|x| x.epoch == b.epoch && x.stopped));
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td><td>{}</td></tr>",
+            b.epoch,
+            b.mean.gradcon,
+            b.mean.recon,
+            b.mean.grad,
+            if stopped { "yes" } else { "no" }
+        );
+    }
+    Ok(h + "</table>\n")
+}
+
+fn budgets_svg(r: &ProtocolResult) -> Result<String> {
+    svg((900, 380), "Mean AUROC against epochs trained", |root| {
+        let points = |f: fn(&Aurocs) -> f64| -> Vec<(f64, f64)> {
+            r.budgets
+                .iter()
+                .map(|b| (b.epoch as f64, f(&b.mean)))
+                .collect()
+        };
+        let series = [
+            (points(|a| a.gradcon), GRADCON),
+            (points(|a| a.recon), RECON),
+            (points(|a| a.grad), GRAD),
+        ];
+        let y = padded_range(series.iter().flat_map(|(p, _)| p.iter().map(|&(_, v)| v)));
+        let last = r.budgets.last().map_or(1, |b| b.epoch) as f64;
+        let mut chart = ChartBuilder::on(root)
+            .margin(14)
+            .x_label_area_size(46)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0.0..last * 1.04, y.clone())
+            .map_err(plot_error)?;
+        chart
+            .configure_mesh()
+            .x_desc("epochs trained")
+            .y_desc("mean AUROC")
+            .x_labels(10)
+            .y_labels(6)
+            .max_light_lines(1)
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| format!("{v:.*}", decimals(y.end - y.start)))
+            .label_style((FONT, 14))
+            .axis_desc_style((FONT, 16))
+            .draw()
+            .map_err(plot_error)?;
+        for (p, color) in series {
+            chart
+                .draw_series(LineSeries::new(p, color.stroke_width(2)).point_size(3))
+                .map_err(plot_error)?;
+        }
+        Ok(String::new())
+    })
 }
 
 /// `n` and the noun in its number.

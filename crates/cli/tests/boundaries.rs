@@ -68,7 +68,7 @@ fn probes(dir: &Path) -> Vec<(Vec<String>, Vec<&'static str>)> {
         "--max-megapixels",
     ]);
     let mut protocol = train_options;
-    protocol.extend(["--beta", "--classes"]);
+    protocol.extend(["--beta", "--classes", "--eval-at"]);
     vec![
         (
             words(&["demo", "--epochs", "1"]),
@@ -121,7 +121,7 @@ fn probes(dir: &Path) -> Vec<(Vec<String>, Vec<&'static str>)> {
         ),
         (
             words(&["bench", "--steps", "1", "--images", "64", "--calls", "10"]),
-            vec!["--channels", "--steps", "--images", "--calls"],
+            vec!["--channels", "--steps", "--images", "--calls", "--batch"],
         ),
     ]
 }

@@ -219,6 +219,26 @@ fn numbers_are_checked_at_the_door_with_usage_errors_naming_the_option() {
     assert!(err.contains("--threads"), "{err}");
     let err = expect(run(&["bench", "--steps", "0"]), 2);
     assert!(err.contains("--steps"), "{err}");
+    for eval_at in ["0", "21", "5,0"] {
+        let err = expect(
+            run(&[
+                "protocol",
+                "--dataset",
+                "mnist",
+                "--out",
+                "x",
+                "--epochs",
+                "20",
+                "--eval-at",
+                eval_at,
+            ]),
+            2,
+        );
+        assert!(
+            err.contains("--eval-at") && err.contains("--epochs"),
+            "{eval_at}: {err}"
+        );
+    }
     let err = expect(run(&["bench", "--calls", "0"]), 2);
     assert!(err.contains("--calls"), "{err}");
     // More threads than cores: as many workers as cores, and a note saying so.

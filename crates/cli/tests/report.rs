@@ -15,6 +15,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use detector::data::{load_fashion_mnist, Dataset, Split};
+use detector::eval::budget::{budget_means, BudgetResult};
 use detector::eval::protocol::{
     mean_aurocs, Aurocs, ClassResult, DatasetKind, Pool, ProtocolResult,
 };
@@ -340,6 +341,21 @@ fn a_protocol_report_has_the_summary_table() {
         seconds: 1.0,
         at_threshold: None,
         pin: None,
+        budgets: [3, 9, 12]
+            .into_iter()
+            .map(|epoch| BudgetResult {
+                epoch,
+                selected_epoch: epoch.min(7),
+                auroc: Aurocs {
+                    gradcon: 0.5 + epoch as f64 / 100.0,
+                    recon: 0.6,
+                    grad: 0.4,
+                },
+                stopped: epoch > 9,
+            })
+            .collect(),
+        dataset: Some(DatasetKind::FashionMnist),
+        beta: Some(model.beta()),
     };
     let result = ProtocolResult {
         engine: "gradcon-rs test".into(),
@@ -349,6 +365,7 @@ fn a_protocol_report_has_the_summary_table() {
         threads: 1,
         mean: mean_aurocs(std::slice::from_ref(&class)),
         total_restarts: 1,
+        budgets: budget_means(std::slice::from_ref(&class)),
         classes: vec![class.clone()],
         wall_seconds: 2.0,
     };
@@ -369,6 +386,14 @@ fn a_protocol_report_has_the_summary_table() {
     assert!(h.contains("1 class, ") && h.contains("1 restart in all"));
     assert!(h.contains("Columns: the normal class"));
     assert_eq!(h.matches("class=\"example ").count(), 4);
+    // The AUROC against epochs: a plot and its table, the stopped budget marked.
+    assert!(
+        h.contains("aria-label=\"Mean AUROC against epochs trained\""),
+        "no budget plot"
+    );
+    assert!(
+        h.contains("<tr><td>12</td><td>0.6200</td><td>0.6000</td><td>0.4000</td><td>yes</td></tr>")
+    );
 }
 
 #[test]

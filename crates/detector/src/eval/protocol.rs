@@ -12,6 +12,9 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::auroc::auroc;
+use super::budget::{
+    budget_means, check_budgets, partial_path, BudgetMean, BudgetObserver, BudgetResult, Evaluated,
+};
 use super::split::{fold_split, holdout_split, OneClassSplit};
 use super::threshold::AtThreshold;
 use crate::data::{load_cifar10, load_fashion_mnist, load_mnist, Dataset, Split, NUM_CLASSES};
@@ -140,6 +143,15 @@ pub struct ClassResult {
     /// The options and data the class was trained with (absent in older results).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pin: Option<Pin>,
+    /// The AUROCs at each budget of `--eval-at`, in epoch order (none without it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub budgets: Vec<BudgetResult>,
+    /// The data set and the weight of the gradient term the class was scored with (absent in
+    /// older results).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<DatasetKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beta: Option<f64>,
 }
 
 /// The whole protocol's results (the JSON schema of `results.json`).
@@ -154,6 +166,9 @@ pub struct ProtocolResult {
     pub mean: Aurocs,
     pub total_restarts: usize,
     pub wall_seconds: f64,
+    /// The mean AUROCs at each budget of `--eval-at` (none without it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub budgets: Vec<BudgetMean>,
 }
 
 /// Where one class's files go.
@@ -162,12 +177,15 @@ fn class_path(out: &Path, class: u8, ext: &str) -> PathBuf {
 }
 
 /// Options of a protocol run that are not training options.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProtocolOptions {
     /// Weight of the gradient term in the score.
     pub beta: f64,
     /// Retrain classes whose files in the output folder were written with other inputs.
     pub fresh: bool,
+    /// Also score, at each of these epochs, the model selected at that point (see
+    /// [`super::budget`]).
+    pub eval_at: Vec<usize>,
 }
 
 impl Default for ProtocolOptions {
@@ -175,6 +193,7 @@ impl Default for ProtocolOptions {
         Self {
             beta: crate::DEFAULT_BETA,
             fresh: false,
+            eval_at: Vec::new(),
         }
     }
 }
@@ -190,15 +209,17 @@ pub fn run_class(
     pool: &Pool,
     class: u8,
     config: &TrainConfig,
-    options: ProtocolOptions,
+    options: &ProtocolOptions,
     out: &Path,
     observer: &mut dyn ProtocolObserver,
 ) -> Result<ClassResult> {
     let result_path = class_path(out, class, "json");
     let ckpt = class_path(out, class, "ckpt");
     let model_path = class_path(out, class, "gcm");
+    let partial = partial_path(out, class);
+    let budgets = check_budgets(&options.eval_at, config.epochs)?;
     let _lock = OutputLock::acquire(&result_path)?;
-    for p in [&ckpt, &model_path] {
+    for p in [&ckpt, &model_path, &partial] {
         remove_stale_temporaries(p)?;
     }
     let split = pool.split(class, config.val_fraction, config.seed);
@@ -213,29 +234,56 @@ pub fn run_class(
     if options.fresh {
         remove_if_present(&ckpt)?;
         remove_if_present(&result_path)?;
+        remove_if_present(&partial)?;
     }
     if let Some(done) = finished_result(&result_path, &pin)? {
+        let done = with_budgets(done, &budgets, &result_path)?;
         observer.class_reused(&done, &result_path);
         return Ok(done);
     }
-    let state = {
+    let test_scores = |model: &crate::Detector| -> Result<Vec<Score>> {
+        let scores = model.score_dataset(&pool.images, &split.test)?;
+        match scores.iter().position(|s| !s.gradcon.is_finite()) {
+            Some(i) => Err(Error::invalid(
+                "protocol",
+                format!(
+                    "class {class}: the model scores NaN on test image {}",
+                    split.test[i]
+                ),
+            )),
+            None => Ok(scores),
+        }
+    };
+    let evaluate = |mut model: crate::Detector| -> Result<Aurocs> {
+        model.set_beta(options.beta)?;
+        Aurocs::of(&test_scores(&model)?, &split.test_is_normal)
+    };
+    let resuming = ckpt.exists();
+    let (state, evaluated) = {
         let mut progress = observer.class_started(class);
-        trainer.fit_state(&train_set, &val_set, &mut *progress)?
+        if budgets.is_empty() {
+            let state = trainer.fit_state(&train_set, &val_set, &mut *progress)?;
+            (state, Evaluated::default())
+        } else {
+            let mut with_budgets = BudgetObserver::new(
+                &mut *progress,
+                &budgets,
+                &evaluate,
+                partial.clone(),
+                &pin,
+                resuming,
+                class,
+            )?;
+            let state = trainer.fit_state(&train_set, &val_set, &mut with_budgets)?;
+            (state, with_budgets.evaluated())
+        }
     };
     let scoring = Instant::now();
     let model = trainer.finish(&state, &val_set)?;
     model.check_finite(&model_path.display().to_string())?;
     model.save(&model_path)?;
-    let scores = model.score_dataset(&pool.images, &split.test)?;
-    if let Some(i) = scores.iter().position(|s| !s.gradcon.is_finite()) {
-        return Err(Error::invalid(
-            "protocol",
-            format!(
-                "class {class}: the model scores NaN on test image {}",
-                split.test[i]
-            ),
-        ));
-    }
+    let scores = test_scores(&model)?;
+    let budget_results = evaluated.results(&state, Aurocs::of(&scores, &split.test_is_normal)?);
     let result = ClassResult {
         class,
         auroc: Aurocs::of(&scores, &split.test_is_normal)?,
@@ -260,11 +308,37 @@ pub fn run_class(
         }),
         seconds: state.seconds + scoring.elapsed().as_secs_f64(),
         pin: Some(pin),
+        budgets: budget_results,
+        dataset: Some(pool.kind),
+        beta: Some(options.beta),
     };
     let json = serde_json::to_string_pretty(&result).expect("plain data");
     write_atomic(&result_path, json.as_bytes())?;
+    remove_if_present(&partial)?;
     remove_if_present(&ckpt)?;
     Ok(result)
+}
+
+/// A finished class's result with the evaluations at `budgets` alone; an error naming the
+/// budgets it lacks (its run did not evaluate them).
+fn with_budgets(mut done: ClassResult, budgets: &[usize], path: &Path) -> Result<ClassResult> {
+    let missing: Vec<String> = budgets
+        .iter()
+        .filter(|&&b| !done.budgets.iter().any(|r| r.epoch == b))
+        .map(|b| b.to_string())
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::invalid(
+            "eval-at",
+            format!(
+                "{} was trained without evaluating epoch(s) {}; add --fresh to retrain it",
+                path.display(),
+                missing.join(", ")
+            ),
+        ));
+    }
+    done.budgets.retain(|r| budgets.contains(&r.epoch));
+    Ok(done)
 }
 
 /// The result in `path` if it records the run of `pin`; `None` when there is none or a larger
@@ -348,11 +422,12 @@ pub fn run_protocol(
             expected: "classes from 0 to 9",
         });
     }
+    check_budgets(&options.eval_at, config.epochs)?;
     let pool = Pool::load(kind, dir)?;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, "create folder", e))?;
     let mut rows = Vec::new();
     for &c in classes {
-        let r = run_class(&pool, c, config, options, out, observer)?;
+        let r = run_class(&pool, c, config, &options, out, observer)?;
         observer.class_done(&r);
         rows.push(r);
     }
@@ -364,6 +439,7 @@ pub fn run_protocol(
         threads: rayon::current_num_threads(),
         mean: mean_aurocs(&rows),
         total_restarts: rows.iter().map(|r| r.restarts).sum(),
+        budgets: budget_means(&rows),
         classes: rows,
         wall_seconds: started.elapsed().as_secs_f64(),
     })
@@ -398,5 +474,30 @@ pub fn table(result: &ProtocolResult) -> String {
     );
     s += "AUROC on each class's test split of the GradCon score, its reconstruction term and its\n\
           gradient term; restarts after a saturated output; epoch of the selected model.\n";
+    if !result.budgets.is_empty() {
+        s += &format!(
+            "\n{:>6}  {:>8}  {:>8}  {:>8}\n",
+            "epochs", "GradCon", "recon", "grad"
+        );
+        for b in &result.budgets {
+            let stopped = result
+                .classes
+                .iter()
+                .any(|c| c.budgets.iter().any(|r| r.epoch == b.epoch && r.stopped));
+            s += &format!(
+                "{:>6}  {:>8.4}  {:>8.4}  {:>8.4}{}\n",
+                b.epoch,
+                b.mean.gradcon,
+                b.mean.recon,
+                b.mean.grad,
+                if stopped {
+                    "  (some classes had stopped early: their stopped model)"
+                } else {
+                    ""
+                }
+            );
+        }
+        s += "Mean AUROC over the classes of the model selected after each number of epochs.\n";
+    }
     s
 }

@@ -149,6 +149,12 @@ pub trait Observer {
     /// The loss became NaN or infinite at `epoch`, `step`; training starts attempt
     /// `next_attempt` afresh.
     fn diverged(&mut self, _epoch: usize, _step: usize, _next_attempt: usize) {}
+    /// The state after an epoch has been judged and checkpointed, and once more on resuming
+    /// (the state then is the checkpoint's). [`TrainState::selected`] is the model the run
+    /// would return if it stopped here. An error stops the run (its checkpoint is kept).
+    fn state_saved(&mut self, _state: &TrainState) -> crate::Result<()> {
+        Ok(())
+    }
 }
 
 /// An observer that shows nothing.

@@ -237,6 +237,9 @@ pub(super) fn run(
         None => TrainState::fresh(config, train.channels(), pin.stream, 0, init),
     };
     state.pin = Some(pin.clone());
+    if state.epoch > 0 {
+        observer.state_saved(&state)?;
+    }
     let seconds_before = state.seconds;
     let run = Run {
         config,
@@ -262,6 +265,7 @@ pub(super) fn run(
         if let Some(path) = checkpoint {
             state.to_checkpoint().write_atomic(path)?;
         }
+        observer.state_saved(&state)?;
     }
     state.finished = true;
     state.seconds = seconds_before + started.elapsed().as_secs_f64();
