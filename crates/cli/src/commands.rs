@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use detector::data::{
     collect_files, idx::read_idx_labels, load_files, resolve_data_dir, Dataset, Fit, ImageSource,
-    LoadedImages,
+    ImageStream, LoadedImages,
 };
 use detector::eval::protocol::{run_protocol, table, Aurocs, DatasetKind, Pool, ProtocolOptions};
 use detector::eval::split::holdout_split;
@@ -391,6 +391,9 @@ fn up_to_date(out: &Path, pin: &detector::train::Pin) -> Result<bool> {
     }
 }
 
+/// Images scored per batch read by `score`: memory holds one batch, whatever the input's size.
+const SCORE_STREAM_BATCH: usize = 4096;
+
 fn score_cmd(a: ScoreArgs) -> Result<()> {
     let mut model = Detector::load(&a.model)?;
     model.set_settings(detector::ScoreSettings {
@@ -399,21 +402,44 @@ fn score_cmd(a: ScoreArgs) -> Result<()> {
         ..model.settings()
     })?;
     decision_notes(&model, &a);
-    let LoadedImages { images, sources } =
-        read_images(&a.images.paths, a.images.fit.into(), model.channels())?;
-    let idx: Vec<usize> = (0..images.len()).collect();
-    let scores = model.score_dataset(&images, &idx)?;
-    let aurocs = match (&a.labels, a.normal_class) {
-        (Some(path), Some(c)) => {
-            let labels = read_idx_labels(path)?;
-            if labels.len() != scores.len() {
+    let labels = a.labels.as_deref().map(read_idx_labels).transpose()?;
+    let files = image_files(&a.images.paths)?;
+    let mut stream = ImageStream::new(
+        &files,
+        model.channels(),
+        model.input_side(),
+        a.images.fit.into(),
+    )?;
+    // The rows go to a spool file as the batches are scored, and to the output only once every
+    // image is scored: an input that fails half-way leaves no partial output.
+    let mut spool = Spool::new()?;
+    let mut kept: Vec<Score> = Vec::new();
+    let mut count = 0;
+    while let Some(batch) = stream.next_batch(SCORE_STREAM_BATCH)? {
+        let idx: Vec<usize> = (0..batch.images.len()).collect();
+        let scores = model.score_dataset(&batch.images, &idx)?;
+        if let Some(dir) = &a.reconstructions {
+            write_reconstructions(&model, &batch.images, dir, count)?;
+        }
+        for (s, src) in scores.iter().zip(&batch.sources) {
+            spool.row(&score_row(s, src, a.format, count > 0))?;
+            count += 1;
+        }
+        if labels.is_some() {
+            kept.extend(scores);
+        }
+    }
+    let aurocs = match (&labels, a.normal_class) {
+        (Some(labels), Some(c)) => {
+            let path = a.labels.as_deref().expect("labels were read");
+            if labels.len() != count {
                 return Err(Error::format(
                     path.display().to_string(),
-                    format!("{} labels for {} images", labels.len(), scores.len()),
+                    format!("{} labels for {count} images", labels.len()),
                 ));
             }
             let normal: Vec<bool> = labels.iter().map(|&l| l == c).collect();
-            Some(Aurocs::of(&scores, &normal)?)
+            Some(Aurocs::of(&kept, &normal)?)
         }
         (None, None) => None,
         _ => {
@@ -423,14 +449,18 @@ fn score_cmd(a: ScoreArgs) -> Result<()> {
             ))
         }
     };
-    if let Some(dir) = &a.reconstructions {
-        write_reconstructions(&model, &images, dir)?;
-    }
-    let text = render_scores(&scores, &sources, aurocs.as_ref(), a.format);
+    let (head, tail) = score_frame(aurocs.as_ref(), a.format, count);
     match &a.out {
-        Some(path) => write_atomic(path, text.as_bytes())?,
-        None => std::io::stdout()
-            .write_all(text.as_bytes())
+        Some(path) => {
+            let mut out = detector::io::fs::AtomicFile::create(path)?;
+            let tmp = out.temporary_path().to_path_buf();
+            spool
+                .copy_framed(&head, &tail, &mut out)
+                .map_err(|e| Error::io(&tmp, "write", e))?;
+            out.commit()?;
+        }
+        None => spool
+            .copy_framed(&head, &tail, &mut std::io::stdout().lock())
             .map_err(|e| Error::io("<stdout>", "write", e))?,
     }
     if let (Some(au), ScoreFormat::Csv) = (aurocs, a.format) {
@@ -442,8 +472,146 @@ fn score_cmd(a: ScoreArgs) -> Result<()> {
     Ok(())
 }
 
+/// A temporary file of output rows, removed when dropped.
+struct Spool {
+    path: PathBuf,
+    file: std::io::BufWriter<std::fs::File>,
+}
+
+impl Spool {
+    fn new() -> Result<Self> {
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!(".gradcon-score-rows-{}-{n}", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, "create", e))?;
+        Ok(Self {
+            path,
+            file: std::io::BufWriter::with_capacity(1 << 16, file),
+        })
+    }
+
+    fn row(&mut self, text: &str) -> Result<()> {
+        self.file
+            .write_all(text.as_bytes())
+            .map_err(|e| Error::io(&self.path, "write", e))
+    }
+
+    /// Writes `head`, the rows and `tail` to `out`.
+    fn copy_framed(&mut self, head: &str, tail: &str, out: &mut impl Write) -> std::io::Result<()> {
+        use std::io::Seek;
+        self.file.flush()?;
+        let file = self.file.get_mut();
+        file.seek(std::io::SeekFrom::Start(0))?;
+        out.write_all(head.as_bytes())?;
+        std::io::copy(file, out)?;
+        out.write_all(tail.as_bytes())?;
+        out.flush()
+    }
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// The files to read: files and folders as `score --help` says, with what the folders held
+/// that was skipped said on one line of stderr; no image file at all is an error naming the
+/// paths.
+fn image_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let list = collect_files(paths)?;
+    let skipped = list.skipped.summary();
+    if list.files.is_empty() {
+        let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        return Err(Error::format(
+            names.join(", "),
+            format!(
+                "no image files (PNG, JPEG, IDX, CIFAR-10) found{}",
+                skipped.map_or(String::new(), |s| format!("; {s}"))
+            ),
+        ));
+    }
+    if let Some(line) = skipped {
+        eprintln!("gradcon: reading {} files; {line}", list.files.len());
+    }
+    Ok(list.files)
+}
+
+fn decision_of(s: &Score) -> &'static str {
+    match s.anomalous {
+        Some(true) => "1",
+        Some(false) => "0",
+        None => "",
+    }
+}
+
+/// One image's row of the output (`after_first`: rows before it were written).
+fn score_row(s: &Score, src: &ImageSource, format: ScoreFormat, after_first: bool) -> String {
+    match format {
+        ScoreFormat::Csv => format!(
+            "{},{},{},{},{},{},{}\n",
+            csv_field(&src.path.display().to_string()),
+            src.index.map_or(String::new(), |i| i.to_string()),
+            s.anomaly_score,
+            decision_of(s),
+            s.gradcon,
+            s.recon,
+            s.grad
+        ),
+        ScoreFormat::Json => {
+            let entry = serde_json::json!({
+                "path": src.path.display().to_string(), "index": src.index,
+                "anomaly_score": s.anomaly_score, "anomalous": s.anomalous,
+                "gradcon": s.gradcon, "recon": s.recon, "grad": s.grad,
+            });
+            let text = serde_json::to_string_pretty(&entry).expect("plain data");
+            let indented: Vec<String> = text.lines().map(|l| format!("    {l}")).collect();
+            format!(
+                "{}{}",
+                if after_first { ",\n" } else { "" },
+                indented.join("\n")
+            )
+        }
+    }
+}
+
+/// What the output holds before and after its `count` rows: `render_scores`'s framing.
+fn score_frame(aurocs: Option<&Aurocs>, format: ScoreFormat, count: usize) -> (String, String) {
+    match format {
+        ScoreFormat::Csv => (format!("{SCORE_COLUMNS}\n"), String::new()),
+        ScoreFormat::Json => {
+            // As a JSON value, its keys in the order `render_scores`'s map gives them.
+            let value = serde_json::to_value(aurocs).expect("plain data");
+            let auroc = serde_json::to_string_pretty(&value).expect("plain data");
+            let auroc = auroc.replace('\n', "\n  ");
+            if count == 0 {
+                (
+                    format!("{{\n  \"auroc\": {auroc},\n  \"images\": []\n}}\n"),
+                    String::new(),
+                )
+            } else {
+                (
+                    format!("{{\n  \"auroc\": {auroc},\n  \"images\": [\n"),
+                    "\n  ]\n}\n".to_string(),
+                )
+            }
+        }
+    }
+}
+
 /// Each image's reconstruction and error map as PNG files in `dir` (see `score --help`).
-fn write_reconstructions(model: &Detector, images: &Dataset, dir: &Path) -> Result<()> {
+fn write_reconstructions(
+    model: &Detector,
+    images: &Dataset,
+    dir: &Path,
+    first: usize,
+) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create folder", e))?;
     let (c, side) = (model.channels(), model.input_side());
     let plane = side * side;
@@ -466,8 +634,9 @@ fn write_reconstructions(model: &Detector, images: &Dataset, dir: &Path) -> Resu
                     to_u8(e)
                 })
                 .collect();
-            write_png(&dir.join(format!("{i:06}.recon.png")), side, c, &recon)?;
-            write_png(&dir.join(format!("{i:06}.error.png")), side, 1, &error)?;
+            let n = first + i;
+            write_png(&dir.join(format!("{n:06}.recon.png")), side, c, &recon)?;
+            write_png(&dir.join(format!("{n:06}.error.png")), side, 1, &error)?;
         }
     }
     Ok(())
@@ -860,4 +1029,42 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The streamed output (frame, then rows one by one) is byte for byte what rendering
+    /// all the scores at once gives, in both formats, with and without AUROCs, for 0 to 3 rows.
+    #[test]
+    fn streamed_rows_render_like_the_whole_table() {
+        let scores: Vec<Score> = [(-0.1, 0.5), (-0.25, 0.75), (-0.05, -0.2)]
+            .into_iter()
+            .map(|(recon, grad)| Score::new(recon, grad, 0.12).decided(Some(0.1)))
+            .collect();
+        let sources: Vec<ImageSource> = (0..3)
+            .map(|i| ImageSource {
+                path: PathBuf::from(format!("dir/a,\"{i}\".idx")),
+                index: (i != 1).then_some(i),
+            })
+            .collect();
+        let au = Aurocs {
+            gradcon: 0.75,
+            recon: 0.5,
+            grad: 0.25,
+        };
+        for format in [ScoreFormat::Csv, ScoreFormat::Json] {
+            for aurocs in [None, Some(&au)] {
+                for n in 0..=3 {
+                    let whole = render_scores(&scores[..n], &sources[..n], aurocs, format);
+                    let (head, tail) = score_frame(aurocs, format, n);
+                    let rows: String = (0..n)
+                        .map(|i| score_row(&scores[i], &sources[i], format, i > 0))
+                        .collect();
+                    assert_eq!(format!("{head}{rows}{tail}"), whole, "{format:?} {n} rows");
+                }
+            }
+        }
+    }
 }

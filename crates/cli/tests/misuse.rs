@@ -368,6 +368,35 @@ fn endless_streams_and_pixel_bombs_are_refused() {
         err.contains("bomb.idx.gz") && err.contains("--max-megapixels"),
         "{err}"
     );
+    // Scoring streams its input in batches (of 4096 images), but the limit is on the whole
+    // input: 4096 images, then 2000 more (6096 x 784 values, over 4 x 2^20), are refused at
+    // the second file, after the first batch was scored, with no output.
+    let parts: Vec<PathBuf> = [4096, 2000]
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            let p = dir.join(format!("part{i}.idx"));
+            std::fs::write(&p, encode_idx_images(n, 28, 28, &vec![7; n * 784]).unwrap()).unwrap();
+            p
+        })
+        .collect();
+    let out = dir.join("scores.csv");
+    let mut args = vec![
+        "--max-megapixels",
+        "4",
+        "score",
+        "--model",
+        s(&model),
+        "--out",
+        s(&out),
+    ];
+    args.extend(parts.iter().map(|p| s(p)));
+    let err = expect(run(&args), 1);
+    assert!(
+        err.contains("part1.idx") && err.contains("--max-megapixels"),
+        "{err}"
+    );
+    assert!(!out.exists(), "a refused input left a partial output");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -20,6 +20,7 @@
 
 use std::any::Any;
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::Element;
 
@@ -27,6 +28,15 @@ use crate::Element;
 pub const MIN_POOLED: usize = 1 << 12;
 /// Bytes the pool of one thread may hold; past it the oldest buffers are freed.
 const MAX_POOLED_BYTES: usize = 256 << 20;
+/// A pooled buffer not handed out again within this many takes (of pooled sizes, on any
+/// thread) is freed. A training step takes each of its buffers once per step, a few hundred
+/// takes apart, so its buffers stay; a buffer that keeps arriving on a thread that never
+/// takes one of its size (made on one thread, dropped on another, as scoring's batches are)
+/// does not pile up to the byte bound (which let scoring 60,000 images hold 180 MB).
+const MAX_AGE_TAKES: u64 = 1 << 12;
+
+/// Takes of pooled sizes so far, on every thread: the pools' clock.
+static TAKES: AtomicU64 = AtomicU64::new(0);
 
 #[derive(Default)]
 struct Pools {
@@ -35,7 +45,8 @@ struct Pools {
 }
 
 struct Pool<T> {
-    free: Vec<Vec<T>>,
+    /// Each buffer with the value of [`TAKES`] when it was returned.
+    free: Vec<(Vec<T>, u64)>,
     bytes: usize,
 }
 
@@ -149,9 +160,10 @@ fn take<T: Element>(len: usize) -> Option<Vec<T>> {
     if len < MIN_POOLED {
         return None;
     }
+    TAKES.fetch_add(1, Ordering::Relaxed);
     with_pool::<T, _>(|pool| {
-        let best = best_fit(pool.free.iter().map(Vec::capacity), len, 2 * len)?;
-        let v = pool.free.swap_remove(best);
+        let best = best_fit(pool.free.iter().map(|(v, _)| v.capacity()), len, 2 * len)?;
+        let (v, _) = pool.free.swap_remove(best);
         pool.bytes -= v.capacity() * std::mem::size_of::<T>();
         Some(v)
     })
@@ -164,19 +176,53 @@ pub fn recycle<T: Element>(v: Vec<T>) {
     if v.capacity() < MIN_POOLED || bytes > MAX_POOLED_BYTES {
         return;
     }
+    let now = TAKES.load(Ordering::Relaxed);
     with_pool::<T, _>(|pool| {
+        let size = std::mem::size_of::<T>();
+        let before = pool.free.len();
+        pool.free
+            .retain(|(_, returned)| now.saturating_sub(*returned) <= MAX_AGE_TAKES);
+        if pool.free.len() != before {
+            pool.bytes = pool.free.iter().map(|(b, _)| b.capacity() * size).sum();
+        }
         while pool.bytes + bytes > MAX_POOLED_BYTES && !pool.free.is_empty() {
-            let old = pool.free.remove(0);
-            pool.bytes -= old.capacity() * std::mem::size_of::<T>();
+            let (old, _) = pool.free.remove(0);
+            pool.bytes -= old.capacity() * size;
         }
         pool.bytes += bytes;
-        pool.free.push(v);
+        pool.free.push((v, now));
     });
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pooled_bytes() -> usize {
+        with_pool::<f32, _>(|p| p.bytes).unwrap()
+    }
+
+    /// Buffers returned to a thread that takes none of their size are freed once the takes
+    /// elsewhere have moved on, instead of piling up to the byte bound.
+    #[test]
+    fn buffers_never_taken_again_are_freed() {
+        std::thread::spawn(|| {
+            for _ in 0..64 {
+                recycle(vec![1.0f32; MIN_POOLED * 4]);
+            }
+            let held = pooled_bytes();
+            assert!(held >= 64 * MIN_POOLED * 4 * 4, "{held}");
+            // Takes of another size (on this thread; any thread's count).
+            for _ in 0..=MAX_AGE_TAKES {
+                let v = zeroed::<f64>(MIN_POOLED);
+                drop(v);
+            }
+            recycle(vec![1.0f32; MIN_POOLED * 4]);
+            assert_eq!(pooled_bytes(), MIN_POOLED * 4 * 4, "old buffers kept");
+        })
+        .join()
+        .unwrap();
+    }
 
     #[test]
     fn a_recycled_buffer_comes_back_zeroed() {

@@ -5,7 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use detector::data::files::{collect_files, load_files, FileList, ImageSource, Skipped};
+use detector::data::files::{
+    collect_files, load_files, FileList, ImageSource, ImageStream, Skipped,
+};
 use detector::data::idx::{encode_idx_images, gzip};
 use detector::data::{load_fashion_mnist, resize_lanczos_planes, Dataset, Fit, Split};
 use detector::eval::auroc;
@@ -578,4 +580,91 @@ fn copies_of_the_sample_score_like_its_idx_file() {
         assert!((jpeg - base).abs() <= 0.02, "JPEG {jpeg} against {base}");
         assert!((big - base).abs() <= 0.02, "resized {big} against {base}");
     }
+}
+
+/// Everything `stream` yields in batches of `batch`, concatenated.
+fn drain(
+    mut stream: ImageStream,
+    batch: usize,
+) -> Result<(Vec<u8>, Vec<u8>, Vec<ImageSource>), Error> {
+    let (mut pixels, mut labels, mut sources) = (Vec::new(), Vec::new(), Vec::new());
+    while let Some(b) = stream.next_batch(batch)? {
+        assert!(b.images.len() <= batch && !b.images.is_empty());
+        pixels.extend_from_slice(b.images.images());
+        labels.extend_from_slice(b.images.labels());
+        sources.extend(b.sources);
+    }
+    Ok((pixels, labels, sources))
+}
+
+/// A stream reads what `load_files` reads, image for image, whatever its batch size, and
+/// names the file of a truncated or overlong IDX or CIFAR-10 file.
+#[test]
+fn streamed_batches_are_the_whole_load_in_order() {
+    let dir = TempDir::new("stream");
+    let d = sample_test();
+    let planes = &d.images()[..30 * 784];
+    let idx = dir.write("a.idx", &encode_idx_images(30, 28, 28, planes).unwrap());
+    let gz = dir.write(
+        "b.idx.gz",
+        &gzip(&encode_idx_images(30, 28, 28, planes).unwrap()),
+    );
+    let png = dir.write("c.png", &png_file(1, 20, 24, &ramp(20, 24)));
+    let grey_files = [&idx, &png, &gz];
+    let whole = load_files(&grey_files, 1, 28, Fit::Stretch).unwrap();
+    for batch in [1, 7, 61, 1000] {
+        let stream = ImageStream::new(&grey_files, 1, 28, Fit::Stretch).unwrap();
+        let (pixels, labels, sources) = drain(stream, batch).unwrap();
+        assert_eq!(pixels, whole.images.images(), "batch {batch}");
+        assert_eq!(labels, whole.images.labels());
+        assert_eq!(sources, whole.sources);
+    }
+    // CIFAR-10 records, with their labels.
+    let mut records = Vec::new();
+    for i in 0..5u8 {
+        records.push(i % 10);
+        records.extend((0..3072).map(|j| (j as u8).wrapping_mul(i + 1)));
+    }
+    let bin = dir.write("d.bin", &records);
+    let whole = load_files(&[&bin], 3, 28, Fit::Stretch).unwrap();
+    let stream = ImageStream::new(&[&bin], 3, 28, Fit::Stretch).unwrap();
+    let (pixels, labels, sources) = drain(stream, 2).unwrap();
+    assert_eq!(pixels, whole.images.images());
+    assert_eq!(labels, [0, 1, 2, 3, 4]);
+    assert_eq!(sources, whole.sources);
+    // Bad files, found as the stream reaches them, name the file.
+    let full = encode_idx_images(30, 28, 28, planes).unwrap();
+    let cut = dir.write("cut.idx", &full[..full.len() - 5]);
+    let mut long = full.clone();
+    long.push(0);
+    let long = dir.write("long.idx", &long);
+    let mut bad_label = records.clone();
+    bad_label[3073] = 10;
+    let bad_label = dir.write("label.bin", &bad_label);
+    let short_bin = dir.write("short.bin", &records[..3000]);
+    for (path, says) in [
+        (&cut, "truncated"),
+        (&long, "more follow"),
+        (&bad_label, "label 10"),
+        (&short_bin, "3073"),
+    ] {
+        let channels = if path.extension().unwrap() == "bin" {
+            3
+        } else {
+            1
+        };
+        let err = ImageStream::new(&[path], channels, 28, Fit::Stretch)
+            .and_then(|s| drain(s, 8))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&path.display().to_string()) && err.contains(says),
+            "{err}"
+        );
+    }
+    // Channels must match for data set files, as in a whole load.
+    let err = ImageStream::new(&[&idx], 3, 28, Fit::Stretch)
+        .and_then(|s| drain(s, 8))
+        .unwrap_err();
+    assert!(err.to_string().contains("grey IDX images"), "{err}");
 }

@@ -65,12 +65,12 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::cifar::{cifar_batch_from_bytes, CIFAR_RECORD_BYTES};
+use super::cifar::{cifar_batch_from_bytes, CIFAR_CLASSES, CIFAR_RECORD_BYTES, CIFAR_SIDE};
 use super::fit::Fit;
-use super::idx::{idx_images_from_bytes, GZIP_MAGIC, IDX_IMAGES_MAGIC};
+use super::idx::{idx_images_from_bytes, IdxImageReader, GZIP_MAGIC, IDX_IMAGES_MAGIC};
 use super::{Dataset, Image};
 use crate::error::{Error, Result};
-use crate::io::fs::{read_file, Limits};
+use crate::io::fs::{open_file, read_file, Limits};
 
 /// The first four bytes of every PNG file.
 pub const PNG_MAGIC: [u8; 4] = [0x89, b'P', b'N', b'G'];
@@ -303,15 +303,7 @@ pub fn load_files<P: AsRef<Path>>(
     side: usize,
     fit: Fit,
 ) -> Result<LoadedImages> {
-    if channels != 1 && channels != 3 {
-        return Err(Error::invalid(
-            "load_files",
-            format!("{channels} channels asked for; a model takes 1 or 3"),
-        ));
-    }
-    if side == 0 {
-        return Err(Error::invalid("load_files", "an image side of 0"));
-    }
+    check_target(channels, side)?;
     let mut load = Loader {
         channels,
         side,
@@ -319,6 +311,7 @@ pub fn load_files<P: AsRef<Path>>(
         pixels: Vec::new(),
         labels: Vec::new(),
         sources: Vec::new(),
+        handed_out: 0,
     };
     for path in files {
         load.file(path.as_ref())?;
@@ -329,6 +322,118 @@ pub fn load_files<P: AsRef<Path>>(
     })
 }
 
+/// The images of files read in batches, by the rules of [`load_files`], holding no more than
+/// one batch and one open file at a time: memory does not grow with the number of images. IDX
+/// files (gzipped or not) and CIFAR-10 batches are read image by image; a PNG or JPEG file is
+/// one image. An error names the file (and a batch already returned stays valid: a caller that
+/// must not act on part of the input keeps its output until the stream ends).
+pub struct ImageStream {
+    loader: Loader,
+    files: Vec<PathBuf>,
+    next: usize,
+    open: Option<Open>,
+}
+
+impl fmt::Debug for ImageStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "ImageStream({} of {} files)",
+            self.next,
+            self.files.len()
+        )
+    }
+}
+
+/// A file of many images being read.
+enum Open {
+    Idx {
+        reader: IdxImageReader,
+        path: PathBuf,
+        name: String,
+        index: usize,
+        buf: Vec<u8>,
+    },
+    Cifar {
+        reader: std::io::BufReader<std::io::Take<std::fs::File>>,
+        path: PathBuf,
+        name: String,
+        index: usize,
+    },
+}
+
+impl ImageStream {
+    /// A stream over `files` at `channels x side x side` (checked as [`load_files`] checks).
+    pub fn new<P: AsRef<Path>>(
+        files: &[P],
+        channels: usize,
+        side: usize,
+        fit: Fit,
+    ) -> Result<Self> {
+        check_target(channels, side)?;
+        Ok(Self {
+            loader: Loader {
+                channels,
+                side,
+                fit,
+                pixels: Vec::new(),
+                labels: Vec::new(),
+                sources: Vec::new(),
+                handed_out: 0,
+            },
+            files: files.iter().map(|f| f.as_ref().to_path_buf()).collect(),
+            next: 0,
+            open: None,
+        })
+    }
+
+    /// The next at most `max` (at least 1) images, `None` once every file is read.
+    pub fn next_batch(&mut self, max: usize) -> Result<Option<LoadedImages>> {
+        let max = max.max(1);
+        while self.loader.labels.len() < max {
+            if let Some(open) = &mut self.open {
+                if !self.loader.pull(open)? {
+                    self.open = None;
+                }
+                continue;
+            }
+            let Some(path) = self.files.get(self.next).cloned() else {
+                break;
+            };
+            self.next += 1;
+            self.open = self.loader.open(&path)?;
+        }
+        if self.loader.labels.is_empty() {
+            return Ok(None);
+        }
+        let (c, side) = (self.loader.channels, self.loader.side);
+        self.loader.handed_out += self.loader.labels.len() as u128;
+        Ok(Some(LoadedImages {
+            images: Dataset::new(
+                std::mem::take(&mut self.loader.pixels),
+                std::mem::take(&mut self.loader.labels),
+                c,
+                side,
+                side,
+            )?,
+            sources: std::mem::take(&mut self.loader.sources),
+        }))
+    }
+}
+
+fn check_target(channels: usize, side: usize) -> Result<()> {
+    if channels != 1 && channels != 3 {
+        return Err(Error::invalid(
+            "load_files",
+            format!("{channels} channels asked for; a model takes 1 or 3"),
+        ));
+    }
+    if side == 0 {
+        return Err(Error::invalid("load_files", "an image side of 0"));
+    }
+    Ok(())
+}
+
 /// The growing buffers of [`load_files`].
 struct Loader {
     channels: usize,
@@ -337,9 +442,156 @@ struct Loader {
     pixels: Vec<u8>,
     labels: Vec<u8>,
     sources: Vec<ImageSource>,
+    /// Images a stream has handed out in earlier batches (they count toward the load's
+    /// pixel limit).
+    handed_out: u128,
 }
 
 impl Loader {
+    /// Starts reading `path` for a stream: a PNG or JPEG file is read whole (its image
+    /// appended); a file of many images is opened and returned, to be pulled image by image.
+    fn open(&mut self, path: &Path) -> Result<Option<Open>> {
+        let name = path.display().to_string();
+        let (mut file, size) = open_file(path)?;
+        let mut head = [0u8; 8];
+        let got = {
+            use std::io::Read;
+            let mut n = 0;
+            while n < head.len() {
+                match file.read(&mut head[n..]) {
+                    Ok(0) => break,
+                    Ok(k) => n += k,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(Error::io(path, "read", e)),
+                }
+            }
+            n
+        };
+        let head = &head[..got];
+        let bin = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("bin"));
+        let whole_records =
+            size.is_some_and(|n| n > 0 && n.is_multiple_of(CIFAR_RECORD_BYTES as u64));
+        if bin
+            || (!head.starts_with(&PNG_MAGIC)
+                && !head.starts_with(&JPEG_MAGIC)
+                && !head.starts_with(&GZIP_MAGIC)
+                && !head.starts_with(&IDX_IMAGES_MAGIC.to_be_bytes())
+                && whole_records)
+        {
+            if !whole_records {
+                return Err(Error::format(
+                    &name,
+                    format!(
+                        "{} bytes is not a positive multiple of the {CIFAR_RECORD_BYTES}-byte \
+                         CIFAR-10 record (truncated or not a CIFAR-10 batch)",
+                        size.map_or("an unknown number of".into(), |n| n.to_string())
+                    ),
+                ));
+            }
+            self.check_channels(&name, 3, "RGB CIFAR-10 images")?;
+            let records = size.unwrap_or(0) / CIFAR_RECORD_BYTES as u64;
+            self.check_room(&name, usize::try_from(records).unwrap_or(usize::MAX))?;
+            drop(file);
+            let (file, _) = open_file(path)?;
+            return Ok(Some(Open::Cifar {
+                reader: std::io::BufReader::with_capacity(1 << 16, file),
+                path: path.to_path_buf(),
+                name,
+                index: 0,
+            }));
+        }
+        if head.starts_with(&GZIP_MAGIC) || head.starts_with(&IDX_IMAGES_MAGIC.to_be_bytes()) {
+            drop(file);
+            let reader = IdxImageReader::open(path)?;
+            self.check_channels(&name, 1, "grey IDX images")?;
+            self.check_room(&name, reader.count)?;
+            return Ok(Some(Open::Idx {
+                reader,
+                path: path.to_path_buf(),
+                name,
+                index: 0,
+                buf: Vec::new(),
+            }));
+        }
+        drop(file);
+        self.file(path)?;
+        Ok(None)
+    }
+
+    /// Appends the next image of `open`; `false` when it has none left.
+    fn pull(&mut self, open: &mut Open) -> Result<bool> {
+        match open {
+            Open::Idx {
+                reader,
+                path,
+                name,
+                index,
+                buf,
+            } => {
+                if !reader.read_image(buf)? {
+                    return Ok(false);
+                }
+                self.reserve(name, 1)?;
+                let (h, w) = (reader.rows, reader.cols);
+                self.push(name, buf, h, w, 0, path, Some(*index))?;
+                *index += 1;
+                Ok(true)
+            }
+            Open::Cifar {
+                reader,
+                path,
+                name,
+                index,
+            } => {
+                use std::io::Read;
+                let mut record = [0u8; CIFAR_RECORD_BYTES];
+                let mut n = 0;
+                while n < record.len() {
+                    match reader.read(&mut record[n..]) {
+                        Ok(0) => break,
+                        Ok(k) => n += k,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(Error::io(path.as_path(), "read", e)),
+                    }
+                }
+                if n == 0 {
+                    return Ok(false);
+                }
+                if n < record.len() {
+                    return Err(Error::format(
+                        name.as_str(),
+                        format!("truncated: record {index} has {n} of {CIFAR_RECORD_BYTES} bytes"),
+                    ));
+                }
+                let label = record[0];
+                if label >= CIFAR_CLASSES {
+                    return Err(Error::format(
+                        name.as_str(),
+                        format!(
+                            "record {index} (offset {}) has label {label}, CIFAR-10 labels are \
+                             0..=9",
+                            *index * CIFAR_RECORD_BYTES
+                        ),
+                    ));
+                }
+                self.reserve(name, 1)?;
+                self.push(
+                    name,
+                    &record[1..],
+                    CIFAR_SIDE,
+                    CIFAR_SIDE,
+                    label,
+                    path,
+                    Some(*index),
+                )?;
+                *index += 1;
+                Ok(true)
+            }
+        }
+    }
+
     fn file(&mut self, path: &Path) -> Result<()> {
         let name = path.display().to_string();
         let bytes = read_file(path)?;
@@ -403,11 +655,17 @@ impl Loader {
         ))
     }
 
+    /// An error unless `count` more images fit in [`Limits::max_pixels`] for the whole load.
+    fn check_room(&self, name: &str, count: usize) -> Result<()> {
+        let per_image = self.channels * self.side * self.side;
+        let images = self.handed_out + self.labels.len() as u128 + count as u128;
+        Limits::check_pixels(name, images * per_image as u128)
+    }
+
     /// Room for `count` more images, within [`Limits::max_pixels`] for the whole load.
     fn reserve(&mut self, name: &str, count: usize) -> Result<()> {
         let per_image = self.channels * self.side * self.side;
-        let total = (self.labels.len() as u128 + count as u128) * per_image as u128;
-        Limits::check_pixels(name, total)?;
+        self.check_room(name, count)?;
         self.pixels.reserve(count * per_image);
         self.labels.reserve(count);
         self.sources.reserve(count);

@@ -16,7 +16,7 @@
 //! buffer grows only with data actually present, so a small file cannot make the reader allocate
 //! what it merely claims.
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::Path;
 
 use byteorder::{BigEndian, ByteOrder, WriteBytesExt};
@@ -89,6 +89,54 @@ pub fn read_idx_labels(path: &Path) -> Result<Vec<u8>> {
 
 /// Checks the magic, the dimensions and the payload size; returns the dimensions and payload.
 fn parse(name: &str, bytes: &[u8], magic: u32) -> Result<(Vec<usize>, Vec<u8>)> {
+    let gzipped = bytes.starts_with(&GZIP_MAGIC);
+    let mut decoder: Box<dyn Read + '_> = if gzipped {
+        gunzip(name, bytes)?
+    } else {
+        Box::new(bytes)
+    };
+    let dims = read_header(name, &mut decoder, magic, gzipped)?;
+    let payload = payload_len(name, &dims, magic)?;
+    // Read at most one byte past the claim: enough to tell "too long" from "exact".
+    let mut data = Vec::new();
+    decoder
+        .take(payload as u64 + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| read_error(name, &e, gzipped))?;
+    match data.len().cmp(&payload) {
+        std::cmp::Ordering::Less => Err(truncated(name, &dims, payload, data.len(), gzipped)),
+        std::cmp::Ordering::Greater => Err(too_long(name, &dims, payload)),
+        std::cmp::Ordering::Equal => Ok((dims, data)),
+    }
+}
+
+fn truncated(name: &str, dims: &[usize], payload: usize, found: usize, gzipped: bool) -> Error {
+    Error::format(
+        name,
+        format!(
+            "truncated: dimensions {dims:?} need {payload} bytes of data, {found} present{}",
+            if gzipped { " after decompression" } else { "" }
+        ),
+    )
+}
+
+fn too_long(name: &str, dims: &[usize], payload: usize) -> Error {
+    Error::format(
+        name,
+        format!("dimensions {dims:?} need {payload} bytes of data, but more follow"),
+    )
+}
+
+fn read_error(name: &str, e: &std::io::Error, gzipped: bool) -> Error {
+    if gzipped {
+        gzip_error(name, e)
+    } else {
+        Error::format(name, format!("read failed: {e}"))
+    }
+}
+
+/// Reads and checks the header of an IDX file of `magic` from `r`; returns the dimensions.
+fn read_header(name: &str, r: &mut dyn Read, magic: u32, gzipped: bool) -> Result<Vec<usize>> {
     let ndim = (magic & 0xff) as usize;
     let header_len = 4 + 4 * ndim;
     let what = if magic == IDX_IMAGES_MAGIC {
@@ -96,21 +144,8 @@ fn parse(name: &str, bytes: &[u8], magic: u32) -> Result<(Vec<usize>, Vec<u8>)> 
     } else {
         "IDX u8 labels"
     };
-    let gzipped = bytes.starts_with(&GZIP_MAGIC);
-    let mut decoder = if gzipped {
-        Some(gunzip(name, bytes)?)
-    } else {
-        None
-    };
     let mut header = vec![0u8; header_len];
-    let filled = match &mut decoder {
-        Some(d) => read_full(d, &mut header).map_err(|e| gzip_error(name, &e))?,
-        None => {
-            let n = header_len.min(bytes.len());
-            header[..n].copy_from_slice(&bytes[..n]);
-            n
-        }
-    };
+    let filled = read_full(r, &mut header).map_err(|e| read_error(name, &e, gzipped))?;
     if filled >= 4 {
         let found = BigEndian::read_u32(&header);
         if found != magic {
@@ -126,10 +161,14 @@ fn parse(name: &str, bytes: &[u8], magic: u32) -> Result<(Vec<usize>, Vec<u8>)> 
             format!("truncated: the {what} header needs {header_len} bytes, {filled} present"),
         ));
     }
-    let dims: Vec<usize> = header[4..]
+    Ok(header[4..]
         .chunks_exact(4)
         .map(|c| BigEndian::read_u32(c) as usize)
-        .collect();
+        .collect())
+}
+
+/// The payload bytes `dims` claim, within [`MAX_IDX_BYTES`] (and the pixel limit for images).
+fn payload_len(name: &str, dims: &[usize], magic: u32) -> Result<usize> {
     let payload = dims
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
@@ -143,43 +182,114 @@ fn parse(name: &str, bytes: &[u8], magic: u32) -> Result<(Vec<usize>, Vec<u8>)> 
     if magic == IDX_IMAGES_MAGIC {
         crate::io::fs::Limits::check_pixels(name, payload as u128)?;
     }
-    let data = match &mut decoder {
-        Some(d) => {
-            // Read at most one byte past the claim: enough to tell "too long" from "exact".
-            let mut data = Vec::new();
-            d.take(payload as u64 + 1)
-                .read_to_end(&mut data)
-                .map_err(|e| gzip_error(name, &e))?;
-            data
-        }
-        None => bytes[header_len..].to_vec(),
-    };
-    match data.len().cmp(&payload) {
-        std::cmp::Ordering::Less => Err(Error::format(
-            name,
-            format!(
-                "truncated: dimensions {dims:?} need {payload} bytes of data, {} present{}",
-                data.len(),
-                if gzipped { " after decompression" } else { "" }
-            ),
-        )),
-        std::cmp::Ordering::Greater => Err(Error::format(
-            name,
-            format!("dimensions {dims:?} need {payload} bytes of data, but more follow"),
-        )),
-        std::cmp::Ordering::Equal => Ok((dims, data)),
+    Ok(payload)
+}
+
+/// An IDX images file read one image at a time, so that memory does not grow with the number
+/// of images (gzipped or not; checked as [`idx_images_from_bytes`] checks a whole file).
+pub struct IdxImageReader {
+    name: String,
+    reader: Box<dyn Read>,
+    gzipped: bool,
+    dims: Vec<usize>,
+    /// Number of images, and the height and width of each.
+    pub count: usize,
+    pub rows: usize,
+    pub cols: usize,
+    read: usize,
+}
+
+impl std::fmt::Debug for IdxImageReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "IdxImageReader({}, {}x{}x{})",
+            self.name, self.count, self.rows, self.cols
+        )
     }
 }
 
-/// A reader of the decompressed bytes of the gzip stream `bytes`.
+impl IdxImageReader {
+    /// Opens `path` and checks its header.
+    pub fn open(path: &Path) -> Result<Self> {
+        let name = path.display().to_string();
+        let (file, _) = crate::io::fs::open_file(path)?;
+        let mut file = std::io::BufReader::with_capacity(1 << 16, file);
+        let start = file.fill_buf().map_err(|e| Error::io(path, "read", e))?;
+        let gzipped = start.starts_with(&GZIP_MAGIC);
+        let mut reader: Box<dyn Read> = if gzipped {
+            gunzip(&name, file)?
+        } else {
+            Box::new(file)
+        };
+        let dims = read_header(&name, &mut reader, IDX_IMAGES_MAGIC, gzipped)?;
+        let &[count, rows, cols] = &dims[..] else {
+            return Err(Error::format(
+                &name,
+                format!("dimensions {dims:?} are not 3"),
+            ));
+        };
+        if rows == 0 || cols == 0 {
+            return Err(Error::format(
+                &name,
+                format!("images of {rows}x{cols} pixels are empty"),
+            ));
+        }
+        payload_len(&name, &dims, IDX_IMAGES_MAGIC)?;
+        Ok(Self {
+            name,
+            reader,
+            gzipped,
+            dims,
+            count,
+            rows,
+            cols,
+            read: 0,
+        })
+    }
+
+    /// The next image's `rows x cols` pixels into `buf`; `false` once all are read (after
+    /// checking that nothing follows them).
+    pub fn read_image(&mut self, buf: &mut Vec<u8>) -> Result<bool> {
+        let len = self.rows * self.cols;
+        let payload = self.count * len;
+        if self.read == self.count {
+            let mut probe = [0u8; 1];
+            let more = read_full(&mut self.reader, &mut probe)
+                .map_err(|e| read_error(&self.name, &e, self.gzipped))?;
+            return if more > 0 {
+                Err(too_long(&self.name, &self.dims, payload))
+            } else {
+                Ok(false)
+            };
+        }
+        buf.resize(len, 0);
+        let filled = read_full(&mut self.reader, buf)
+            .map_err(|e| read_error(&self.name, &e, self.gzipped))?;
+        if filled < len {
+            let found = self.read * len + filled;
+            return Err(truncated(
+                &self.name,
+                &self.dims,
+                payload,
+                found,
+                self.gzipped,
+            ));
+        }
+        self.read += 1;
+        Ok(true)
+    }
+}
+
+/// A reader of the decompressed bytes of the gzip stream `compressed`.
 #[cfg(feature = "gzip")]
-fn gunzip<'a>(_name: &str, bytes: &'a [u8]) -> Result<Box<dyn Read + 'a>> {
-    Ok(Box::new(flate2::read::MultiGzDecoder::new(bytes)))
+fn gunzip<'a>(_name: &str, compressed: impl Read + 'a) -> Result<Box<dyn Read + 'a>> {
+    Ok(Box::new(flate2::read::MultiGzDecoder::new(compressed)))
 }
 
 /// Without the `gzip` feature a gzipped file is refused, naming it.
 #[cfg(not(feature = "gzip"))]
-fn gunzip<'a>(name: &str, _bytes: &'a [u8]) -> Result<Box<dyn Read + 'a>> {
+fn gunzip<'a>(name: &str, _compressed: impl Read + 'a) -> Result<Box<dyn Read + 'a>> {
     Err(Error::format(
         name,
         "gzip-compressed, but this build reads no gzip (the detector's `gzip` feature is off)",
@@ -187,7 +297,7 @@ fn gunzip<'a>(name: &str, _bytes: &'a [u8]) -> Result<Box<dyn Read + 'a>> {
 }
 
 /// Fills `buf` from `r` as far as the stream goes; returns how many bytes it filled.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+fn read_full(r: &mut (impl Read + ?Sized), buf: &mut [u8]) -> std::io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match r.read(&mut buf[filled..]) {

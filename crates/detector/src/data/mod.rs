@@ -39,7 +39,7 @@ use core_tensor::Tensor;
 use crate::error::{Error, Result};
 
 pub use cifar::{cifar_batch_from_bytes, read_cifar_batch};
-pub use files::{collect_files, load_files, FileList, ImageSource, LoadedImages};
+pub use files::{collect_files, load_files, FileList, ImageSource, ImageStream, LoadedImages};
 pub use fit::Fit;
 pub use idx::{idx_images_from_bytes, idx_labels_from_bytes, read_idx_images, read_idx_labels};
 pub use image::{Image, Pixels};

@@ -85,6 +85,38 @@ impl Limits {
     }
 }
 
+fn too_big(path: &Path, size: String, max: u64) -> Error {
+    Error::format(
+        path.display().to_string(),
+        format!("{size} exceeds the input limit of {max} bytes (raise it with --max-file-mb)"),
+    )
+}
+
+/// Opens a file to read in parts, naming it in the error, within [`Limits::max_file_bytes`]:
+/// a regular file larger than the limit is refused here, and any other stops being read one
+/// byte past it (a reader of a fixed format then finds it too long or truncated). Returns the
+/// reader and the file's size (`None` for a stream).
+pub fn open_file(path: &Path) -> Result<(std::io::Take<File>, Option<u64>)> {
+    let max = Limits::current().max_file_bytes;
+    let file = File::open(path).map_err(|e| Error::io(path, "open", e))?;
+    let meta = file.metadata().map_err(|e| Error::io(path, "stat", e))?;
+    if meta.is_dir() {
+        return Err(Error::format(
+            path.display().to_string(),
+            "is a folder, not a file",
+        ));
+    }
+    if meta.is_file() && meta.len() > max {
+        return Err(too_big(
+            path,
+            format!("its size of {} bytes", meta.len()),
+            max,
+        ));
+    }
+    let size = meta.is_file().then_some(meta.len());
+    Ok((file.take(max.saturating_add(1)), size))
+}
+
 /// Reads a whole file, naming it in the error, within [`Limits::max_file_bytes`].
 pub fn read_file(path: &Path) -> Result<Vec<u8>> {
     let max = Limits::current().max_file_bytes;
@@ -96,12 +128,7 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>> {
             "is a folder, not a file",
         ));
     }
-    let too_big = |size: String| {
-        Error::format(
-            path.display().to_string(),
-            format!("{size} exceeds the input limit of {max} bytes (raise it with --max-file-mb)"),
-        )
-    };
+    let too_big = |size: String| too_big(path, size, max);
     if meta.is_file() && meta.len() > max {
         return Err(too_big(format!("its size of {} bytes", meta.len())));
     }
@@ -123,38 +150,85 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>> {
 /// even across a crash: write a temporary file in the same folder, fsync it, rename it over
 /// `path`, fsync the folder (so the rename itself is durable).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let file_name = path.file_name().ok_or_else(|| {
-        Error::invalid("write_atomic", format!("{} names no file", path.display()))
-    })?;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}-{}",
-        file_name.to_string_lossy(),
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| {
-        let mut f = OpenOptions::new()
+    let mut file = AtomicFile::create(path)?;
+    file.write_all(bytes)
+        .map_err(|e| Error::io(&file.tmp, "write", e))?;
+    file.commit()
+}
+
+/// A file written in parts that appears at its path only when complete, as [`write_atomic`]
+/// writes one: the parts go to a temporary file in the same folder (buffered), and
+/// [`AtomicFile::commit`] fsyncs it, renames it over the path and fsyncs the folder. Dropped
+/// without a commit (an error on the way), the temporary file is removed and the path keeps
+/// its old contents.
+#[derive(Debug)]
+pub struct AtomicFile {
+    tmp: PathBuf,
+    path: PathBuf,
+    file: Option<std::io::BufWriter<File>>,
+}
+
+impl AtomicFile {
+    /// Starts writing `path`.
+    pub fn create(path: &Path) -> Result<Self> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let file_name = path.file_name().ok_or_else(|| {
+            Error::invalid("write_atomic", format!("{} names no file", path.display()))
+        })?;
+        let tmp = parent_dir(path).join(format!(
+            ".{}.tmp-{}-{}",
+            file_name.to_string_lossy(),
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&tmp)
             .map_err(|e| Error::io(&tmp, "create", e))?;
-        f.write_all(bytes)
-            .map_err(|e| Error::io(&tmp, "write", e))?;
-        f.sync_all().map_err(|e| Error::io(&tmp, "fsync", e))?;
-        drop(f);
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, "rename", e))
-    })();
-    if result.is_err() {
-        // Best effort: the temporary file is useless now; the original error is what matters.
-        let _ = std::fs::remove_file(&tmp);
-        return result;
+        Ok(Self {
+            tmp,
+            path: path.to_path_buf(),
+            file: Some(std::io::BufWriter::with_capacity(1 << 16, file)),
+        })
     }
-    sync_dir(&dir)
+
+    /// The temporary file's path (for error messages about writing to it).
+    pub fn temporary_path(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Makes the file appear at its path, complete.
+    pub fn commit(mut self) -> Result<()> {
+        let file = self.file.take().expect("not yet committed");
+        let file = file
+            .into_inner()
+            .map_err(|e| Error::io(&self.tmp, "write", e.into_error()))?;
+        file.sync_all()
+            .map_err(|e| Error::io(&self.tmp, "fsync", e))?;
+        drop(file);
+        std::fs::rename(&self.tmp, &self.path).map_err(|e| Error::io(&self.path, "rename", e))?;
+        sync_dir(&parent_dir(&self.path))
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.as_mut().expect("not yet committed").write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.as_mut().expect("not yet committed").flush()
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            // Best effort: the temporary file is useless now; the error that stopped the
+            // write is what the caller reports.
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 /// Makes a rename inside `dir` durable (directories can be fsynced on Unix only).
