@@ -582,11 +582,11 @@ fn copies_of_the_sample_score_like_its_idx_file() {
     }
 }
 
+/// Pixels, labels and sources.
+type Drained = (Vec<u8>, Vec<u8>, Vec<ImageSource>);
+
 /// Everything `stream` yields in batches of `batch`, concatenated.
-fn drain(
-    mut stream: ImageStream,
-    batch: usize,
-) -> Result<(Vec<u8>, Vec<u8>, Vec<ImageSource>), Error> {
+fn drain(mut stream: ImageStream, batch: usize) -> Result<Drained, Error> {
     let (mut pixels, mut labels, mut sources) = (Vec::new(), Vec::new(), Vec::new());
     while let Some(b) = stream.next_batch(batch)? {
         assert!(b.images.len() <= batch && !b.images.is_empty());
