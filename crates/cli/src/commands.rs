@@ -226,22 +226,7 @@ pub fn load_images(images: &ImageArgs, channels: usize) -> Result<Dataset> {
 /// the folders held that was skipped is said on one line of stderr; no image at all is an
 /// error naming the paths.
 fn read_images(paths: &[PathBuf], fit: Fit, channels: usize) -> Result<LoadedImages> {
-    let list = collect_files(paths)?;
-    let skipped = list.skipped.summary();
-    if list.files.is_empty() {
-        let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-        return Err(Error::format(
-            names.join(", "),
-            format!(
-                "no image files (PNG, JPEG, IDX, CIFAR-10) found{}",
-                skipped.map_or(String::new(), |s| format!("; {s}"))
-            ),
-        ));
-    }
-    if let Some(line) = skipped {
-        eprintln!("gradcon: reading {} files; {line}", list.files.len());
-    }
-    load_files(&list.files, channels, IMAGE_SIDE, fit)
+    load_files(&image_files(paths)?, channels, IMAGE_SIDE, fit)
 }
 
 /// The data set, class and data folder of `--dataset` and `--class`, or a usage error naming

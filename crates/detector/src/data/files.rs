@@ -67,7 +67,7 @@ use std::path::{Path, PathBuf};
 
 use super::cifar::{cifar_batch_from_bytes, CIFAR_CLASSES, CIFAR_RECORD_BYTES, CIFAR_SIDE};
 use super::fit::Fit;
-use super::idx::{idx_images_from_bytes, IdxImageReader, GZIP_MAGIC, IDX_IMAGES_MAGIC};
+use super::idx::{idx_images_from_bytes, read_full, IdxImageReader, GZIP_MAGIC, IDX_IMAGES_MAGIC};
 use super::{Dataset, Image};
 use crate::error::{Error, Result};
 use crate::io::fs::{open_file, read_file, Limits};
@@ -303,16 +303,7 @@ pub fn load_files<P: AsRef<Path>>(
     side: usize,
     fit: Fit,
 ) -> Result<LoadedImages> {
-    check_target(channels, side)?;
-    let mut load = Loader {
-        channels,
-        side,
-        fit,
-        pixels: Vec::new(),
-        labels: Vec::new(),
-        sources: Vec::new(),
-        handed_out: 0,
-    };
+    let mut load = Loader::new(channels, side, fit)?;
     for path in files {
         load.file(path.as_ref())?;
     }
@@ -370,17 +361,8 @@ impl ImageStream {
         side: usize,
         fit: Fit,
     ) -> Result<Self> {
-        check_target(channels, side)?;
         Ok(Self {
-            loader: Loader {
-                channels,
-                side,
-                fit,
-                pixels: Vec::new(),
-                labels: Vec::new(),
-                sources: Vec::new(),
-                handed_out: 0,
-            },
+            loader: Loader::new(channels, side, fit)?,
             files: files.iter().map(|f| f.as_ref().to_path_buf()).collect(),
             next: 0,
             open: None,
@@ -421,19 +403,6 @@ impl ImageStream {
     }
 }
 
-fn check_target(channels: usize, side: usize) -> Result<()> {
-    if channels != 1 && channels != 3 {
-        return Err(Error::invalid(
-            "load_files",
-            format!("{channels} channels asked for; a model takes 1 or 3"),
-        ));
-    }
-    if side == 0 {
-        return Err(Error::invalid("load_files", "an image side of 0"));
-    }
-    Ok(())
-}
-
 /// The growing buffers of [`load_files`].
 struct Loader {
     channels: usize,
@@ -448,25 +417,35 @@ struct Loader {
 }
 
 impl Loader {
+    /// Empty buffers for `channels x side x side` images (1 or 3 channels, a side above 0).
+    fn new(channels: usize, side: usize, fit: Fit) -> Result<Self> {
+        if channels != 1 && channels != 3 {
+            return Err(Error::invalid(
+                "load_files",
+                format!("{channels} channels asked for; a model takes 1 or 3"),
+            ));
+        }
+        if side == 0 {
+            return Err(Error::invalid("load_files", "an image side of 0"));
+        }
+        Ok(Self {
+            channels,
+            side,
+            fit,
+            pixels: Vec::new(),
+            labels: Vec::new(),
+            sources: Vec::new(),
+            handed_out: 0,
+        })
+    }
+
     /// Starts reading `path` for a stream: a PNG or JPEG file is read whole (its image
     /// appended); a file of many images is opened and returned, to be pulled image by image.
     fn open(&mut self, path: &Path) -> Result<Option<Open>> {
         let name = path.display().to_string();
         let (mut file, size) = open_file(path)?;
         let mut head = [0u8; 8];
-        let got = {
-            use std::io::Read;
-            let mut n = 0;
-            while n < head.len() {
-                match file.read(&mut head[n..]) {
-                    Ok(0) => break,
-                    Ok(k) => n += k,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(Error::io(path, "read", e)),
-                }
-            }
-            n
-        };
+        let got = read_full(&mut file, &mut head).map_err(|e| Error::io(path, "read", e))?;
         let head = &head[..got];
         let bin = path
             .extension()
@@ -545,17 +524,9 @@ impl Loader {
                 name,
                 index,
             } => {
-                use std::io::Read;
                 let mut record = [0u8; CIFAR_RECORD_BYTES];
-                let mut n = 0;
-                while n < record.len() {
-                    match reader.read(&mut record[n..]) {
-                        Ok(0) => break,
-                        Ok(k) => n += k,
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                        Err(e) => return Err(Error::io(path.as_path(), "read", e)),
-                    }
-                }
+                let n = read_full(reader, &mut record)
+                    .map_err(|e| Error::io(path.as_path(), "read", e))?;
                 if n == 0 {
                     return Ok(false);
                 }

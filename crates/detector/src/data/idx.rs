@@ -297,7 +297,7 @@ fn gunzip<'a>(name: &str, _compressed: impl Read + 'a) -> Result<Box<dyn Read + 
 }
 
 /// Fills `buf` from `r` as far as the stream goes; returns how many bytes it filled.
-fn read_full(r: &mut (impl Read + ?Sized), buf: &mut [u8]) -> std::io::Result<usize> {
+pub(crate) fn read_full(r: &mut (impl Read + ?Sized), buf: &mut [u8]) -> std::io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match r.read(&mut buf[filled..]) {

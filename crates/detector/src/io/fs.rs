@@ -119,29 +119,13 @@ pub fn open_file(path: &Path) -> Result<(std::io::Take<File>, Option<u64>)> {
 
 /// Reads a whole file, naming it in the error, within [`Limits::max_file_bytes`].
 pub fn read_file(path: &Path) -> Result<Vec<u8>> {
-    let max = Limits::current().max_file_bytes;
-    let file = File::open(path).map_err(|e| Error::io(path, "open", e))?;
-    let meta = file.metadata().map_err(|e| Error::io(path, "stat", e))?;
-    if meta.is_dir() {
-        return Err(Error::format(
-            path.display().to_string(),
-            "is a folder, not a file",
-        ));
-    }
-    let too_big = |size: String| too_big(path, size, max);
-    if meta.is_file() && meta.len() > max {
-        return Err(too_big(format!("its size of {} bytes", meta.len())));
-    }
-    let mut bytes = Vec::with_capacity(if meta.is_file() {
-        meta.len() as usize
-    } else {
-        0
-    });
-    file.take(max.saturating_add(1))
-        .read_to_end(&mut bytes)
+    let (mut file, size) = open_file(path)?;
+    let mut bytes = Vec::with_capacity(size.unwrap_or(0) as usize);
+    file.read_to_end(&mut bytes)
         .map_err(|e| Error::io(path, "read", e))?;
+    let max = Limits::current().max_file_bytes;
     if bytes.len() as u64 > max {
-        return Err(too_big("the stream read from it".into()));
+        return Err(too_big(path, "the stream read from it".into(), max));
     }
     Ok(bytes)
 }
