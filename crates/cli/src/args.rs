@@ -583,7 +583,7 @@ pub struct ProtocolArgs {
     /// or reused class must have evaluated them already.
     #[arg(long, value_delimiter = ',', value_name = "EPOCHS")]
     pub eval_at: Vec<usize>,
-    /// Write only the classes' own files in --out (class_<c>.json, .gcm; no results.json):
+    /// Write only the classes' own files in --out (class_C.json and class_C.gcm; no results.json):
     /// for classes run as separate jobs into one folder, combined afterwards by
     /// `gradcon merge DIR`.
     #[arg(long)]
@@ -592,7 +592,7 @@ pub struct ProtocolArgs {
 
 #[derive(Debug, Args)]
 pub struct MergeArgs {
-    /// The protocol folder holding the class results (class_<c>.json).
+    /// The protocol folder holding the class results (class_C.json).
     pub dir: PathBuf,
     /// Also write the combined results as JSON here (always written to `<dir>/results.json`).
     #[arg(long)]
