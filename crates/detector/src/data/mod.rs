@@ -55,6 +55,7 @@ thread_local! {
 
 /// Runs a third-party decoder on untrusted bytes, returning a panic inside it as `Err`
 /// instead of unwinding further; [`inside_codec`] is true on this thread meanwhile.
+#[cfg(any(feature = "png", feature = "jpeg"))]
 pub(crate) fn contain_codec_panic<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
     IN_CODEC.with(|c| c.set(true));
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
