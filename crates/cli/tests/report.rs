@@ -15,9 +15,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use detector::data::{load_fashion_mnist, Dataset, Split};
-use detector::eval::budget::{budget_means, BudgetResult};
+use detector::eval::budget::BudgetResult;
 use detector::eval::protocol::{
-    mean_aurocs, Aurocs, ClassResult, DatasetKind, Pool, ProtocolResult,
+    budget_means, mean_aurocs, Aurocs, ClassResult, DatasetKind, Pool, ProtocolResult,
 };
 use detector::eval::threshold::AtThreshold;
 use detector::train::{EpochRecord, Silent};

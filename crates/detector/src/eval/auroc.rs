@@ -2,6 +2,10 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
+use crate::model::gradcon::Score;
+
 /// Why an AUROC could not be computed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AurocError {
@@ -79,6 +83,29 @@ pub fn auroc(scores: &[f64], positive: &[bool]) -> Result<f64, AurocError> {
     }
     let p = positives as f64;
     Ok((rank_sum - p * (p + 1.0) / 2.0) / (p * negatives as f64))
+}
+
+/// AUROCs of the three scores (normal images positive).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Aurocs {
+    pub gradcon: f64,
+    pub recon: f64,
+    pub grad: f64,
+}
+
+impl Aurocs {
+    /// The AUROC of each score, `normal[i]` telling whether image `i` is normal.
+    pub fn of(scores: &[Score], normal: &[bool]) -> crate::Result<Self> {
+        let a = |f: fn(&Score) -> f64| {
+            let s: Vec<f64> = scores.iter().map(f).collect();
+            auroc(&s, normal).map_err(|e| crate::Error::invalid("auroc", e.to_string()))
+        };
+        Ok(Self {
+            gradcon: a(|s| s.gradcon)?,
+            recon: a(|s| s.recon)?,
+            grad: a(|s| s.grad)?,
+        })
+    }
 }
 
 #[cfg(test)]

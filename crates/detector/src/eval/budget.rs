@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::protocol::{Aurocs, ClassResult};
+use super::auroc::Aurocs;
 use crate::io::fs::{remove_if_present, write_atomic};
 use crate::train::saturation::Saturated;
 use crate::train::{EpochRecord, Observer, Pin, TrainState};
@@ -63,40 +63,6 @@ pub fn check_budgets(eval_at: &[usize], epochs: usize) -> Result<Vec<usize>> {
         });
     }
     Ok(budgets)
-}
-
-/// The means over `classes` at each budget they all have, in budget order.
-pub fn budget_means(classes: &[ClassResult]) -> Vec<BudgetMean> {
-    let Some(first) = classes.first() else {
-        return Vec::new();
-    };
-    first
-        .budgets
-        .iter()
-        .map(|b| b.epoch)
-        .filter(|&e| {
-            classes
-                .iter()
-                .all(|c| c.budgets.iter().any(|b| b.epoch == e))
-        })
-        .map(|epoch| {
-            let at: Vec<Aurocs> = classes
-                .iter()
-                .filter_map(|c| c.budgets.iter().find(|b| b.epoch == epoch))
-                .map(|b| b.auroc)
-                .collect();
-            let n = at.len() as f64;
-            let mean = |f: fn(&Aurocs) -> f64| at.iter().map(f).sum::<f64>() / n;
-            BudgetMean {
-                epoch,
-                mean: Aurocs {
-                    gradcon: mean(|a| a.gradcon),
-                    recon: mean(|a| a.recon),
-                    grad: mean(|a| a.grad),
-                },
-            }
-        })
-        .collect()
 }
 
 /// One evaluation during training: of which attempt.

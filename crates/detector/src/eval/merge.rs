@@ -9,8 +9,7 @@
 
 use std::path::Path;
 
-use super::budget::budget_means;
-use super::protocol::{mean_aurocs, ClassResult, DatasetKind, ProtocolResult};
+use super::protocol::{budget_means, mean_aurocs, ClassResult, DatasetKind, ProtocolResult};
 use crate::{Error, Result};
 
 /// The protocol result of the class results in `dir`, in class order.

@@ -11,9 +11,9 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::auroc::auroc;
+pub use super::auroc::Aurocs;
 use super::budget::{
-    budget_means, check_budgets, partial_path, BudgetMean, BudgetObserver, BudgetResult, Evaluated,
+    check_budgets, partial_path, BudgetMean, BudgetObserver, BudgetResult, Evaluated,
 };
 use super::split::{fold_split, holdout_split, OneClassSplit};
 use super::threshold::AtThreshold;
@@ -93,29 +93,6 @@ impl Pool {
                 seed,
             ),
         }
-    }
-}
-
-/// AUROCs of the three scores (normal images positive).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Aurocs {
-    pub gradcon: f64,
-    pub recon: f64,
-    pub grad: f64,
-}
-
-impl Aurocs {
-    /// The AUROC of each score, `normal[i]` telling whether image `i` is normal.
-    pub fn of(scores: &[Score], normal: &[bool]) -> Result<Self> {
-        let a = |f: fn(&Score) -> f64| {
-            let s: Vec<f64> = scores.iter().map(f).collect();
-            auroc(&s, normal).map_err(|e| Error::invalid("auroc", e.to_string()))
-        };
-        Ok(Self {
-            gradcon: a(|s| s.gradcon)?,
-            recon: a(|s| s.recon)?,
-            grad: a(|s| s.grad)?,
-        })
     }
 }
 
@@ -443,6 +420,40 @@ pub fn run_protocol(
         classes: rows,
         wall_seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The means over `classes` at each budget they all have, in budget order.
+pub fn budget_means(classes: &[ClassResult]) -> Vec<BudgetMean> {
+    let Some(first) = classes.first() else {
+        return Vec::new();
+    };
+    first
+        .budgets
+        .iter()
+        .map(|b| b.epoch)
+        .filter(|&e| {
+            classes
+                .iter()
+                .all(|c| c.budgets.iter().any(|b| b.epoch == e))
+        })
+        .map(|epoch| {
+            let at: Vec<Aurocs> = classes
+                .iter()
+                .filter_map(|c| c.budgets.iter().find(|b| b.epoch == epoch))
+                .map(|b| b.auroc)
+                .collect();
+            let n = at.len() as f64;
+            let mean = |f: fn(&Aurocs) -> f64| at.iter().map(f).sum::<f64>() / n;
+            BudgetMean {
+                epoch,
+                mean: Aurocs {
+                    gradcon: mean(|a| a.gradcon),
+                    recon: mean(|a| a.recon),
+                    grad: mean(|a| a.grad),
+                },
+            }
+        })
+        .collect()
 }
 
 /// Mean of each AUROC over the classes.
