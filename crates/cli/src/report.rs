@@ -474,19 +474,7 @@ fn budgets_svg(r: &ProtocolResult) -> Result<String> {
             .y_label_area_size(70)
             .build_cartesian_2d(0.0..last * 1.04, y.clone())
             .map_err(plot_error)?;
-        chart
-            .configure_mesh()
-            .x_desc("epochs trained")
-            .y_desc("mean AUROC")
-            .x_labels(10)
-            .y_labels(6)
-            .max_light_lines(1)
-            .x_label_formatter(&|v| format!("{v:.0}"))
-            .y_label_formatter(&|v| format!("{v:.*}", decimals(y.end - y.start)))
-            .label_style((FONT, 14))
-            .axis_desc_style((FONT, 16))
-            .draw()
-            .map_err(plot_error)?;
+        epoch_mesh(&mut chart, "epochs trained", "mean AUROC", 10, &y)?;
         for (p, color) in series {
             chart
                 .draw_series(LineSeries::new(p, color.stroke_width(2)).point_size(3))
@@ -1014,6 +1002,31 @@ const TRAINING_LEGEND: &str = "<span class=\"key\" style=\"border-color:#1f77b4\
     style=\"border-color:#b00\"></span>a restart: a new attempt from fresh weights (hover for \
     the reason)";
 
+/// The grid and axes of a plot against epochs: whole epochs along x, `y`'s span decides the
+/// decimals along y.
+fn epoch_mesh<DB: DrawingBackend>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    x_desc: &str,
+    y_desc: &str,
+    x_labels: usize,
+    y: &std::ops::Range<f64>,
+) -> Result<()> {
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .x_labels(x_labels)
+        .y_labels(6)
+        .max_light_lines(1)
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{v:.*}", decimals(y.end - y.start)))
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 16))
+        .draw()
+        .map(|_| ())
+        .map_err(plot_error)
+}
+
 /// One panel; returns the restart marks to lay on top.
 fn training_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
@@ -1033,19 +1046,9 @@ fn training_panel<DB: DrawingBackend>(
         .y_label_area_size(70)
         .build_cartesian_2d(0.5..epochs as f64 + 0.5, y.clone())
         .map_err(plot_error)?;
-    chart
-        .configure_mesh()
-        .x_desc("epoch (counted across attempts)")
-        .y_desc(format!("mean {} per image", panel.name))
-        .x_labels(epochs.clamp(2, 10))
-        .y_labels(6)
-        .max_light_lines(1)
-        .x_label_formatter(&|v| format!("{v:.0}"))
-        .y_label_formatter(&|v| format!("{v:.*}", decimals(y.end - y.start)))
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 16))
-        .draw()
-        .map_err(plot_error)?;
+    let y_desc = format!("mean {} per image", panel.name);
+    let x_desc = "epoch (counted across attempts)";
+    epoch_mesh(&mut chart, x_desc, &y_desc, epochs.clamp(2, 10), &y)?;
     let x = |i: usize| i as f64 + 1.0;
     let train = s
         .history

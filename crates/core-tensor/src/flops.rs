@@ -80,41 +80,15 @@ mod tests {
             let a = vec![1.0f32; (m + 1) * k];
             let b = vec![1.0f32; k * n];
             let mut c = vec![0.0f32; (m + 1) * n];
-            reset();
-            gemm_on(
-                isa,
-                m,
-                k,
-                n,
-                1.0,
-                &a,
-                Transpose::No,
-                &b,
-                Transpose::No,
-                0.0,
-                &mut c,
-            );
-            assert_eq!(counts()[Site::Gemm as usize], (m * n * k) as u64, "{isa}");
+            let mut counted = |rows: usize| {
+                reset();
+                let (ta, tb) = (Transpose::No, Transpose::No);
+                gemm_on(isa, rows, k, n, 1.0, &a, ta, &b, tb, 0.0, &mut c);
+                counts()[Site::Gemm as usize]
+            };
+            assert_eq!(counted(m), (m * n * k) as u64, "{isa}");
             let mr = crate::gemm::kernels::Kernel::<f32>::for_isa(isa).mr;
-            reset();
-            gemm_on(
-                isa,
-                m + 1,
-                k,
-                n,
-                1.0,
-                &a,
-                Transpose::No,
-                &b,
-                Transpose::No,
-                0.0,
-                &mut c,
-            );
-            assert_eq!(
-                counts()[Site::Gemm as usize],
-                ((m + mr) * n * k) as u64,
-                "{isa}"
-            );
+            assert_eq!(counted(m + 1), ((m + mr) * n * k) as u64, "{isa}");
         }
     }
 }
