@@ -474,7 +474,9 @@ fn budgets_svg(r: &ProtocolResult) -> Result<String> {
             .y_label_area_size(70)
             .build_cartesian_2d(0.0..last * 1.04, y.clone())
             .map_err(plot_error)?;
-        epoch_mesh(&mut chart, "epochs trained", "mean AUROC", 10, &y)?;
+        // No more labels than whole epochs in range (each label is a whole epoch).
+        let labels = (last as usize + 1).min(10);
+        epoch_mesh(&mut chart, "epochs trained", "mean AUROC", labels, &y)?;
         for (p, color) in series {
             chart
                 .draw_series(LineSeries::new(p, color.stroke_width(2)).point_size(3))
