@@ -738,14 +738,7 @@ fn roc_svg(s: &Section) -> Result<String> {
                 .label(format!("{}, AUROC {:.4}", t.name, t.auroc))
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 22, y)], style));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .label_font((FONT, 15))
-            .background_style(WHITE.mix(0.9))
-            .border_style(RGBColor(160, 160, 160))
-            .draw()
-            .map_err(plot_error)?;
+        legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         Ok(String::new())
     })
 }
@@ -919,14 +912,7 @@ fn histogram_svg(s: &Section, histograms: &Histograms) -> Result<String> {
                 ))
                 .map_err(plot_error)?;
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .label_font((FONT, 15))
-                .background_style(WHITE.mix(0.9))
-                .border_style(RGBColor(160, 160, 160))
-                .draw()
-                .map_err(plot_error)?;
+            legend(&mut chart, SeriesLabelPosition::UpperRight)?;
             Ok(String::new())
         },
     )
@@ -1003,6 +989,21 @@ const TRAINING_LEGEND: &str = "<span class=\"key\" style=\"border-color:#1f77b4\
     images <span class=\"dot\"></span>the selected model <span class=\"key dashed\" \
     style=\"border-color:#b00\"></span>a restart: a new attempt from fresh weights (hover for \
     the reason)";
+
+/// The series' legend of a plot, boxed, at `position`.
+fn legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    position: SeriesLabelPosition,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font((FONT, 15))
+        .background_style(WHITE.mix(0.9))
+        .border_style(RGBColor(160, 160, 160))
+        .draw()
+        .map_err(plot_error)
+}
 
 /// The grid and axes of a plot against epochs: whole epochs along x, `y`'s span decides the
 /// decimals along y.
