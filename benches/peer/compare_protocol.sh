@@ -9,7 +9,8 @@
 #   DATA_DIR  folder holding the data set's folder (as --data-dir / GRADCON_DATA)
 #   EPOCHS    epochs per class (default 20); DATASET mnist (default) or fashion-mnist
 # Environment: PYTHON (default benches/peer/.venv/bin/python); THREADS (default 2);
-#              RESTARTS (default 5, the protocol's); OUT (default a new temporary folder).
+#              RESTARTS (default 5, the protocol's); OUT (default a new temporary folder);
+#              CLASSES (default "0 1 2 3 4 5 6 7 8 9", the classes to run, in order).
 # Prints a markdown table per class (wall time, restarts, GradCon AUROC of both engines), the
 # totals, the wall-time ratio and the ratio per epoch trained (restarts train more epochs).
 set -eu
@@ -20,6 +21,7 @@ epochs=${2:-20}
 dataset=${3:-mnist}
 threads=${THREADS:-2}
 restarts=${RESTARTS:-5}
+classes=${CLASSES:-0 1 2 3 4 5 6 7 8 9}
 out=${OUT:-$(mktemp -d)}
 mkdir -p "$out"
 cargo build --release --quiet -p gradcon
@@ -27,7 +29,7 @@ now() { date +%s.%N; }
 printf '| class | gradcon-rs (s) | restarts | GradCon AUROC | PyTorch (s) | restarts | GradCon AUROC |\n'
 printf '|---|---:|---:|---:|---:|---:|---:|\n'
 rows=""
-for c in 0 1 2 3 4 5 6 7 8 9; do
+for c in $classes; do
     t0=$(now)
     ./target/release/gradcon --threads "$threads" protocol --dataset "$dataset" \
         --data-dir "$data" --out "$out/rs" --epochs "$epochs" --seed 0 --restarts "$restarts" \
