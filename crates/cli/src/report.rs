@@ -361,8 +361,8 @@ td.name { text-align: left; }
 fn summary_html(r: &ProtocolResult) -> Result<String> {
     let mut h = format!(
         "<section id=\"summary\"><h2>Summary: the one-class protocol on {}</h2>\n\
-         <p>{}, &beta; = {}, {} epochs at most, seed {}, {} in all, {:.1} s wall time \
-         ({}).</p>\n<table>\n<tr><th>class</th><th>GradCon</th><th>recon</th>\
+         <p>{}, &beta; = {}, {} epochs at most, seed {}, {} in all, {:.0} s of training and \
+         scoring (summed over the classes and over resumed runs; {}).</p>\n<table>\n<tr><th>class</th><th>GradCon</th><th>recon</th>\
          <th>grad</th><th>restarts</th><th>epoch</th><th>test images</th><th>F1</th></tr>\n",
         r.dataset.name(),
         count(r.classes.len(), "class", "classes"),
@@ -370,7 +370,7 @@ fn summary_html(r: &ProtocolResult) -> Result<String> {
         r.config.epochs,
         r.config.seed,
         count(r.total_restarts, "restart", "restarts"),
-        r.wall_seconds,
+        r.classes.iter().map(|c| c.seconds).sum::<f64>(),
         escape(&r.engine)
     );
     for c in &r.classes {

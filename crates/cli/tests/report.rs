@@ -338,7 +338,7 @@ fn a_protocol_report_has_the_summary_table() {
         train_images: split.train.len(),
         val_images: split.val.len(),
         test_images: split.test.len(),
-        seconds: 1.0,
+        seconds: 1234.0,
         at_threshold: None,
         pin: None,
         budgets: [3, 9, 12]
@@ -384,6 +384,8 @@ fn a_protocol_report_has_the_summary_table() {
     assert!(h.contains(&format!("<tr><th>mean</th><th>{:.4}</th>", a.gradcon)));
     assert!(h.contains("class 0: saturated at epoch 3"));
     assert!(h.contains("1 class, ") && h.contains("1 restart in all"));
+    // The time is the classes' own (summed over resumed runs), not the last run's wall time.
+    assert!(h.contains("1234 s of training and scoring"), "no class time");
     assert!(h.contains("Columns: the normal class"));
     assert_eq!(h.matches("class=\"example ").count(), 4);
     // The AUROC against epochs: a plot and its table, the stopped budget marked.
