@@ -8,6 +8,9 @@
                                             a run of EPOCHS epochs, or a longer one's --eval-at
                                             EPOCHS evaluation (the same model, see
                                             crates/detector/tests/budgets.rs)
+    fidelity_tables.py budget EPOCHS DIR     per class, what a run of EPOCHS epochs gives: the
+                                            three AUROCs, restarts, selected epoch and split
+                                            sizes, from a longer run's --eval-at EPOCHS
 
 A folder's classes are read from its class_<c>.json files (finished classes only), so the
 tables can be made while a run is still going; each table says which classes it covers.
@@ -52,6 +55,31 @@ def curve(folder):
         print(f"| {c} | " + " | ".join(cells) + " |")
 
 
+def budget(epochs, folder):
+    rows = classes(folder)
+    if not rows:
+        sys.exit(f"{folder}: no finished classes")
+    print(f"Classes {', '.join(str(c) for c in rows)} of {folder}, after {epochs} epochs.\n")
+    print("| class | GradCon | recon | grad | restarts | selected epoch | train / val / test |")
+    print("|---|---:|---:|---:|---:|---:|---|")
+    sums = [0.0, 0.0, 0.0]
+    restarts = 0
+    for c, r in rows.items():
+        b = next((b for b in r.get("budgets", []) if b["epoch"] == epochs), None)
+        if b is None:
+            sys.exit(f"{folder}: class {c} has no evaluation at {epochs} epochs")
+        a = b["auroc"]
+        for i, k in enumerate(("gradcon", "recon", "grad")):
+            sums[i] += a[k]
+        restarts += r["restarts"]
+        print(f"| {c} | {a['gradcon']:.4f} | {a['recon']:.4f} | {a['grad']:.4f} | "
+              f"{r['restarts']} | {b['selected_epoch']} | "
+              f"{r['train_images']} / {r['val_images']} / {r['test_images']} |")
+    n = len(rows)
+    print(f"| mean | {sums[0] / n:.4f} | {sums[1] / n:.4f} | {sums[2] / n:.4f} | "
+          f"{restarts} | | |")
+
+
 def at_epochs(r, epochs, folder):
     """The AUROCs of class result r after `epochs` epochs."""
     if r["pin"]["config"]["epochs"] == epochs:
@@ -92,11 +120,16 @@ def seeds(epochs, folders):
     print(f"| mean | {ms(means['gradcon'])} | {ms(means['recon'])} | {ms(means['grad'])} | "
           f"{statistics.mean(total):.1f} ± "
           f"{statistics.stdev(total) if len(total) > 1 else float('nan'):.1f} (total) |")
+    diffs = [g - rc for g, rc in zip(means["gradcon"], means["recon"])]
+    print("\nMean GradCon - recon per seed: " + ", ".join(
+        f"seed {s}: {d:+.4f}" for s, d in zip(seeds_, diffs)) + f"; {ms(diffs)}.")
 
 
 if __name__ == "__main__":
     if len(sys.argv) >= 3 and sys.argv[1] == "curve":
         curve(sys.argv[2])
+    elif len(sys.argv) == 4 and sys.argv[1] == "budget":
+        budget(int(sys.argv[2]), sys.argv[3])
     elif len(sys.argv) >= 4 and sys.argv[1] == "seeds":
         seeds(int(sys.argv[2]), sys.argv[3:])
     else:
