@@ -427,11 +427,11 @@ fn budgets_html(r: &ProtocolResult) -> Result<String> {
          <tr><th>epochs</th><th>GradCon</th><th>recon</th><th>grad</th>\
          <th>stopped early</th></tr>\n",
         budgets_svg(r)?,
-        "Mean over the classes of the AUROC of the model the protocol selects after each \
-         number of epochs (lowest validation loss so far): <span class=\"key\" \
-         style=\"border-color:#1f77b4\"></span>GradCon <span class=\"key\" \
-         style=\"border-color:#ff7f0e\"></span>reconstruction term <span class=\"key\" \
-         style=\"border-color:#2ca02c\"></span>gradient term. &ldquo;Stopped early&rdquo;: \
+        "<span class=\"key\" style=\"border-color:#1f77b4\"></span>GradCon \
+         <span class=\"key\" style=\"border-color:#ff7f0e\"></span>reconstruction term \
+         <span class=\"key\" style=\"border-color:#2ca02c\"></span>gradient term<br>\
+         Mean over the classes of the AUROC of the model the protocol selects after each \
+         number of epochs (lowest validation loss so far). &ldquo;Stopped early&rdquo;: \
          some class had stopped (--patience) before that budget, and its stopped model was \
          scored."
     );
@@ -467,23 +467,63 @@ fn budgets_svg(r: &ProtocolResult) -> Result<String> {
             (points(|a| a.grad), GRAD),
         ];
         let y = padded_range(series.iter().flat_map(|(p, _)| p.iter().map(|&(_, v)| v)));
-        let last = r.budgets.last().map_or(1, |b| b.epoch) as f64;
-        let mut chart = ChartBuilder::on(root)
-            .margin(14)
-            .x_label_area_size(46)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0.0..last * 1.04, y.clone())
-            .map_err(plot_error)?;
-        // No more labels than whole epochs in range (each label is a whole epoch).
-        let labels = (last as usize + 1).min(10);
-        epoch_mesh(&mut chart, "epochs trained", "mean AUROC", labels, &y)?;
-        for (p, color) in series {
-            chart
-                .draw_series(LineSeries::new(p, color.stroke_width(2)).point_size(3))
+        let epochs: Vec<f64> = r.budgets.iter().map(|b| b.epoch as f64).collect();
+        let (first, last) = match (epochs.first(), epochs.last()) {
+            (Some(&f), Some(&l)) => (f, l),
+            _ => (1.0, 1.0),
+        };
+        if last >= 8.0 * first {
+            // Budgets such as 10, 20, 50, 100, 200, 1000: on a log axis, ticked at each budget,
+            // so that the early ones do not crowd together.
+            let x = (first / 1.15..last * 1.15)
+                .log_scale()
+                .with_key_points(epochs.clone());
+            let mut chart = ChartBuilder::on(root)
+                .margin(14)
+                .x_label_area_size(46)
+                .y_label_area_size(70)
+                .build_cartesian_2d(x, y.clone())
                 .map_err(plot_error)?;
+            chart
+                .configure_mesh()
+                .x_desc("epochs trained (log scale)")
+                .y_desc("mean AUROC")
+                .y_labels(6)
+                .max_light_lines(1)
+                .x_label_formatter(&|v| format!("{v:.0}"))
+                .y_label_formatter(&|v| format!("{v:.*}", decimals(y.end - y.start)))
+                .label_style((FONT, 14))
+                .axis_desc_style((FONT, 16))
+                .draw()
+                .map_err(plot_error)?;
+            draw_lines(&mut chart, series)?;
+        } else {
+            let mut chart = ChartBuilder::on(root)
+                .margin(14)
+                .x_label_area_size(46)
+                .y_label_area_size(70)
+                .build_cartesian_2d(0.0..last * 1.04, y.clone())
+                .map_err(plot_error)?;
+            // No more labels than whole epochs in range (each label is a whole epoch).
+            let labels = (last as usize + 1).min(10);
+            epoch_mesh(&mut chart, "epochs trained", "mean AUROC", labels, &y)?;
+            draw_lines(&mut chart, series)?;
         }
         Ok(String::new())
     })
+}
+
+/// Each series as a line through its points.
+fn draw_lines<DB: DrawingBackend, X: Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<X, RangedCoordf64>>,
+    series: [(Vec<(f64, f64)>, RGBColor); 3],
+) -> Result<()> {
+    for (p, color) in series {
+        chart
+            .draw_series(LineSeries::new(p, color.stroke_width(2)).point_size(3))
+            .map_err(plot_error)?;
+    }
+    Ok(())
 }
 
 /// `n` and the noun in its number.

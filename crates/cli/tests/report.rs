@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use detector::data::{load_fashion_mnist, Dataset, Split};
-use detector::eval::budget::BudgetResult;
+use detector::eval::budget::{BudgetMean, BudgetResult};
 use detector::eval::protocol::{
     budget_means, mean_aurocs, Aurocs, ClassResult, DatasetKind, Pool, ProtocolResult,
 };
@@ -385,7 +385,10 @@ fn a_protocol_report_has_the_summary_table() {
     assert!(h.contains("class 0: saturated at epoch 3"));
     assert!(h.contains("1 class, ") && h.contains("1 restart in all"));
     // The time is the classes' own (summed over resumed runs), not the last run's wall time.
-    assert!(h.contains("1234 s of training and scoring"), "no class time");
+    assert!(
+        h.contains("1234 s of training and scoring"),
+        "no class time"
+    );
     assert!(h.contains("Columns: the normal class"));
     assert_eq!(h.matches("class=\"example ").count(), 4);
     // The AUROC against epochs: a plot and its table, the stopped budget marked.
@@ -396,6 +399,28 @@ fn a_protocol_report_has_the_summary_table() {
     assert!(
         h.contains("<tr><td>12</td><td>0.6200</td><td>0.6000</td><td>0.4000</td><td>yes</td></tr>")
     );
+    assert!(
+        h.contains(">\nepochs trained\n<"),
+        "budgets 3 to 12 on a linear axis"
+    );
+    // Budgets spanning a factor of 8 or more go on a log axis, ticked at each budget.
+    let mut wide = result.clone();
+    wide.budgets = [10, 20, 200]
+        .into_iter()
+        .map(|epoch| BudgetMean {
+            epoch,
+            mean: class.auroc,
+        })
+        .collect();
+    let page = write_report(&out.join("report-log"), "protocol", Some(&wide), &sections).unwrap();
+    let h = std::fs::read_to_string(page).unwrap();
+    assert!(
+        h.contains(">\nepochs trained (log scale)\n<"),
+        "no log axis"
+    );
+    for tick in ["10", "20", "200"] {
+        assert!(h.contains(&format!(">\n{tick}\n</text>")), "no tick {tick}");
+    }
 }
 
 #[test]
