@@ -124,6 +124,10 @@ impl Cli {
                 }
             }
             Command::Merge(_) => Ok(()),
+            Command::Seeds(a) => match a.epochs {
+                Some(0) => Err(bad("epochs", 0, "at least 1")),
+                _ => Ok(()),
+            },
             Command::Protocol(a) => {
                 a.train.config(5).validate()?;
                 detector::eval::budget::check_budgets(&a.eval_at, a.train.epochs)?;
@@ -219,6 +223,10 @@ pub enum Command {
     /// its results.json, refusing classes trained on other data, with other options or seeds,
     /// or scored otherwise.
     Merge(MergeArgs),
+    /// The spread over seeds: protocol folders that differ only in --seed, summarised per
+    /// class and for the mean as the mean and sample standard deviation (n-1) of the three
+    /// AUROCs and of the restarts, after the same number of epochs.
+    Seeds(SeedsArgs),
     /// Write a model as .safetensors with the authors' names (and reference gradients; see
     /// --torch for PyTorch's strict loading).
     Export(ExportArgs),
@@ -597,6 +605,24 @@ pub struct MergeArgs {
     /// Also write the combined results as JSON here (always written to `<dir>/results.json`).
     #[arg(long)]
     pub json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SeedsArgs {
+    /// Protocol folders (two or more) of runs that differ only in --seed; each folder's
+    /// finished classes are read as `gradcon merge` reads them.
+    #[arg(required = true, num_args = 2..)]
+    pub dirs: Vec<PathBuf>,
+    /// Compare the runs after this many epochs: a run of that many, or a longer run's
+    /// --eval-at evaluation at it (default: the runs' common --epochs).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Also write the spread as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write a self-contained page with the tables to DIR/index.html.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -19,7 +19,7 @@ use detector::{Detector, Error, Image, Result, Score, TrainConfig, Trainer};
 
 use crate::args::{
     BenchArgs, Cli, Command, DataArgs, DemoArgs, EvalArgs, ExportArgs, ImageArgs, MergeArgs,
-    OptionalDataArgs, ProtocolArgs, ScoreArgs, ScoreFormat, TrainArgs,
+    OptionalDataArgs, ProtocolArgs, ScoreArgs, ScoreFormat, SeedsArgs, TrainArgs,
 };
 use crate::progress::{Progress, ProtocolProgress, Verbosity};
 use crate::report;
@@ -59,6 +59,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Eval(a) => eval_cmd(a),
         Command::Protocol(a) => protocol_cmd(a, show),
         Command::Merge(a) => merge_cmd(a),
+        Command::Seeds(a) => seeds_cmd(a),
         Command::Export(a) => export_cmd(a),
         Command::Bench(a) => bench_cmd(a),
     })
@@ -195,6 +196,26 @@ fn merge_cmd(a: MergeArgs) -> Result<()> {
     write_json(&a.dir.join("results.json"), &result)?;
     if let Some(path) = &a.json {
         write_json(path, &result)?;
+    }
+    Ok(())
+}
+
+fn seeds_cmd(a: SeedsArgs) -> Result<()> {
+    let mut runs = Vec::with_capacity(a.dirs.len());
+    for dir in &a.dirs {
+        runs.push((
+            dir.display().to_string(),
+            detector::eval::merge::merge(dir)?,
+        ));
+    }
+    let spread = detector::eval::seeds::seed_spread(&runs, a.epochs)?;
+    print!("{}", detector::eval::seeds::table(&spread));
+    if let Some(path) = &a.json {
+        write_json(path, &spread)?;
+    }
+    if let Some(dir) = &a.report {
+        let page = report::write_seeds_report(dir, &spread)?;
+        eprintln!("wrote {}", page.display());
     }
     Ok(())
 }

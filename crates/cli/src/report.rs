@@ -33,6 +33,7 @@ use std::path::{Path, PathBuf};
 
 use detector::data::Dataset;
 use detector::eval::protocol::{Aurocs, Pool, ProtocolResult};
+use detector::eval::seeds::{authors_reported, MeanSd, SeedSpread};
 use detector::eval::threshold::AtThreshold;
 use detector::io::fs::write_atomic;
 use detector::train::EpochRecord;
@@ -321,6 +322,99 @@ pub fn render_html(
     Ok(h)
 }
 
+/// Writes the page of a spread over seeds to `dir/index.html` (atomically) and returns its path.
+pub fn write_seeds_report(dir: &Path, s: &SeedSpread) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create folder", e))?;
+    let path = dir.join("index.html");
+    write_atomic(&path, seeds_html(s).as_bytes())?;
+    Ok(path)
+}
+
+/// The page of a spread over seeds: per class and for the mean, the mean and sample standard
+/// deviation of the three AUROCs and the restarts, each run's GradCon AUROC, and the authors'
+/// reported figure.
+pub fn seeds_html(s: &SeedSpread) -> String {
+    let title = format!("gradcon seeds: {}", s.dataset.name());
+    let ms = |m: MeanSd| format!("{:.4} &plusmn; {:.4}", m.mean, m.sd);
+    let seeds = s
+        .seeds
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut h = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{t}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>\n<h1>{t}</h1>\n\
+         <p>{n} runs of the one-class protocol on {d} that differ only in their seed ({seeds}), \
+         compared after {e} epochs: the mean &plusmn; the sample standard deviation (n&minus;1) \
+         over the runs of each class's AUROC for the GradCon score, its reconstruction term and \
+         its gradient term (normal test images against the anomalous ones), and of the restarts \
+         after a saturated output.</p>\n<table>\n<tr><th>class</th><th>GradCon</th>\
+         <th>recon</th><th>grad</th><th>restarts</th>",
+        t = escape(&title),
+        n = s.seeds.len(),
+        d = s.dataset.name(),
+        e = s.epochs,
+    );
+    for seed in &s.seeds {
+        let _ = write!(h, "<th>GradCon, seed {seed}</th>");
+    }
+    h += "</tr>\n";
+    for c in &s.classes {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1} &plusmn; {:.1}</td>",
+            c.class,
+            ms(c.auroc.gradcon),
+            ms(c.auroc.recon),
+            ms(c.auroc.grad),
+            c.restarts.mean,
+            c.restarts.sd
+        );
+        for a in &c.runs {
+            let _ = write!(h, "<td>{:.4}</td>", a.gradcon);
+        }
+        h += "</tr>\n";
+    }
+    let _ = write!(
+        h,
+        "<tr><th>mean</th><th>{}</th><th>{}</th><th>{}</th><th>{:.1} &plusmn; {:.1} in all</th>",
+        ms(s.mean.gradcon),
+        ms(s.mean.recon),
+        ms(s.mean.grad),
+        s.total_restarts.mean,
+        s.total_restarts.sd
+    );
+    for m in &s.run_means {
+        let _ = write!(h, "<th>{:.4}</th>", m.gradcon);
+    }
+    let diffs = s
+        .seeds
+        .iter()
+        .zip(&s.run_means)
+        .map(|(seed, m)| format!("{:+.4} (seed {seed})", m.gradcon - m.recon))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let _ = write!(
+        h,
+        "</tr>\n</table>\n<p>The mean GradCon AUROC less the mean reconstruction AUROC: \
+         <strong>{}</strong> over the runs; per run {diffs}.</p>\n<p>The authors report a mean \
+         GradCon AUROC of <strong>{:.3}</strong> on {} (their ICLR 2020 submission of the same \
+         work, trained up to 1000 epochs).</p>\n<p class=\"legend\">Folders: {}.</p>\n\
+         </main>\n</body>\n</html>\n",
+        ms(s.gradcon_minus_recon),
+        authors_reported(s.dataset),
+        s.dataset.name(),
+        s.names
+            .iter()
+            .map(|n| escape(n))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    h
+}
+
 const STYLE: &str = "
 body { font-family: system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; color: #222;
        background: #fff; margin: 0; line-height: 1.4; }
@@ -399,8 +493,16 @@ fn summary_html(r: &ProtocolResult) -> Result<String> {
          and of its gradient term (normal test images against the anomalous ones, 0.5 is \
          chance); re-initialisations after a saturated output or a diverged loss; the selected \
          epoch / the epochs run in its attempt; test images; F1 on the test images at the \
-         threshold calibrated on the validation images (&ndash;: no threshold).</p>\n",
-        r.mean.gradcon, r.mean.recon, r.mean.grad, r.total_restarts
+         threshold calibrated on the validation images (&ndash;: no threshold).</p>\n\
+         <p>For comparison, the authors report a mean GradCon AUROC over the ten classes of \
+         {:.3} on {} (their ICLR 2020 submission of the same work, trained up to 1000 \
+         epochs).</p>\n",
+        r.mean.gradcon,
+        r.mean.recon,
+        r.mean.grad,
+        r.total_restarts,
+        authors_reported(r.dataset),
+        r.dataset.name()
     );
     let reasons: Vec<String> = r
         .classes

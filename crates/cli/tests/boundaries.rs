@@ -120,6 +120,11 @@ fn probes(dir: &Path) -> Vec<(Vec<String>, Vec<&'static str>)> {
             protocol,
         ),
         (
+            // Two folders without class results: the option is checked before they are read.
+            words(&["seeds", dir.to_str().unwrap(), dir.to_str().unwrap(), "--epochs", "1"]),
+            vec!["--epochs"],
+        ),
+        (
             words(&["bench", "--steps", "1", "--images", "64", "--calls", "10"]),
             vec!["--channels", "--steps", "--images", "--calls", "--batch"],
         ),

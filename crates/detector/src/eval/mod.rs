@@ -1,10 +1,11 @@
 //! Evaluation: the one-class protocol of PAPER.md, its splits, the AUROC, evaluation at
-//! training budgets, and merging classes run as separate jobs.
+//! training budgets, merging classes run as separate jobs, and the spread over seeds.
 
 pub mod auroc;
 pub mod budget;
 pub mod merge;
 pub mod protocol;
+pub mod seeds;
 pub mod split;
 pub mod threshold;
 
