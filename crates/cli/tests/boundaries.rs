@@ -121,7 +121,13 @@ fn probes(dir: &Path) -> Vec<(Vec<String>, Vec<&'static str>)> {
         ),
         (
             // Two folders without class results: the option is checked before they are read.
-            words(&["seeds", dir.to_str().unwrap(), dir.to_str().unwrap(), "--epochs", "1"]),
+            words(&[
+                "seeds",
+                dir.to_str().unwrap(),
+                dir.to_str().unwrap(),
+                "--epochs",
+                "1",
+            ]),
             vec!["--epochs"],
         ),
         (

@@ -389,6 +389,7 @@ fn a_protocol_report_has_the_summary_table() {
         h.contains("1234 s of training and scoring"),
         "no class time"
     );
+    assert!(h.contains("of the same work") && h.contains("0.934 on fashion-mnist"));
     assert!(h.contains("Columns: the normal class"));
     assert_eq!(h.matches("class=\"example ").count(), 4);
     // The AUROC against epochs: a plot and its table, the stopped budget marked.
