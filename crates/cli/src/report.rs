@@ -350,7 +350,8 @@ pub fn seeds_html(s: &SeedSpread) -> String {
          compared after {e} epochs: the mean &plusmn; the sample standard deviation (n&minus;1) \
          over the runs of each class's AUROC for the GradCon score, its reconstruction term and \
          its gradient term (normal test images against the anomalous ones), and of the restarts \
-         after a saturated output.</p>\n<table>\n<tr><th>class</th><th>GradCon</th>\
+         after a saturated output; the last columns hold each run's GradCon AUROC.</p>\n\
+         <table class=\"spread\">\n<tr><th>class</th><th>GradCon</th>\
          <th>recon</th><th>grad</th><th>restarts</th>",
         t = escape(&title),
         n = s.seeds.len(),
@@ -358,7 +359,7 @@ pub fn seeds_html(s: &SeedSpread) -> String {
         e = s.epochs,
     );
     for seed in &s.seeds {
-        let _ = write!(h, "<th>GradCon, seed {seed}</th>");
+        let _ = write!(h, "<th>seed {seed}</th>");
     }
     h += "</tr>\n";
     for c in &s.classes {
@@ -434,6 +435,7 @@ table { border-collapse: collapse; margin: 6px 0; font-variant-numeric: tabular-
 th, td { border: 1px solid #ccc; padding: 3px 9px; text-align: right; }
 th { background: #f0f0f0; }
 td.name { text-align: left; }
+.spread td, .spread th { white-space: nowrap; }
 .examples { display: flex; flex-wrap: wrap; gap: 10px; }
 .example { border: 1px solid #ddd; border-radius: 4px; padding: 6px; width: 262px; }
 .example.anomalous { border-top: 4px solid #d62728; }

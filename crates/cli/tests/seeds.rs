@@ -122,7 +122,7 @@ fn the_spread_over_seeds_matches_the_runs_and_refuses_what_is_not_a_seed_apart()
     let html = std::fs::read_to_string(page.join("index.html")).unwrap();
     assert!(html.contains(&format!("{m:.4} &plusmn; {sd:.4}")));
     assert!(html.contains("<strong>0.934</strong> on fashion-mnist"));
-    assert!(html.contains("<th>GradCon, seed 2</th>"));
+    assert!(html.contains("<th>seed 2</th>"));
 
     // Refusals, each naming what is wrong.
     let refused = |args: &[&Path], extra: &[&str], expect: &str| {
