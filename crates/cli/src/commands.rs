@@ -549,26 +549,27 @@ fn image_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(list.files)
 }
 
-fn decision_of(s: &Score) -> &'static str {
-    match s.anomalous {
+/// The score columns of a CSV row: anomaly_score, anomalous, gradcon, recon, grad.
+fn score_values(s: &Score) -> String {
+    let decision = match s.anomalous {
         Some(true) => "1",
         Some(false) => "0",
         None => "",
-    }
+    };
+    format!(
+        "{},{decision},{},{},{}",
+        s.anomaly_score, s.gradcon, s.recon, s.grad
+    )
 }
 
 /// One image's row of the output (`after_first`: rows before it were written).
 fn score_row(s: &Score, src: &ImageSource, format: ScoreFormat, after_first: bool) -> String {
     match format {
         ScoreFormat::Csv => format!(
-            "{},{},{},{},{},{},{}\n",
+            "{},{},{}\n",
             csv_field(&src.path.display().to_string()),
             src.index.map_or(String::new(), |i| i.to_string()),
-            s.anomaly_score,
-            decision_of(s),
-            s.gradcon,
-            s.recon,
-            s.grad
+            score_values(s)
         ),
         ScoreFormat::Json => {
             let entry = serde_json::json!({
@@ -587,12 +588,13 @@ fn score_row(s: &Score, src: &ImageSource, format: ScoreFormat, after_first: boo
     }
 }
 
-/// What the output holds before and after its `count` rows: `render_scores`'s framing.
+/// What the output holds before and after its `count` rows (the tests check it against the
+/// whole output rendered at once).
 fn score_frame(aurocs: Option<&Aurocs>, format: ScoreFormat, count: usize) -> (String, String) {
     match format {
         ScoreFormat::Csv => (format!("{SCORE_COLUMNS}\n"), String::new()),
         ScoreFormat::Json => {
-            // As a JSON value, its keys in the order `render_scores`'s map gives them.
+            // As a JSON value, its keys in the order a serde_json map gives them.
             let value = serde_json::to_value(aurocs).expect("plain data");
             let auroc = serde_json::to_string_pretty(&value).expect("plain data");
             let auroc = auroc.replace('\n', "\n  ");
@@ -703,52 +705,6 @@ fn csv_field(text: &str) -> String {
     }
 }
 
-fn render_scores(
-    s: &[Score],
-    sources: &[ImageSource],
-    aurocs: Option<&Aurocs>,
-    format: ScoreFormat,
-) -> String {
-    let decision = |s: &Score| match s.anomalous {
-        Some(true) => "1",
-        Some(false) => "0",
-        None => "",
-    };
-    match format {
-        ScoreFormat::Csv => {
-            let mut out = format!("{SCORE_COLUMNS}\n");
-            for (s, src) in s.iter().zip(sources) {
-                out += &format!(
-                    "{},{},{},{},{},{},{}\n",
-                    csv_field(&src.path.display().to_string()),
-                    src.index.map_or(String::new(), |i| i.to_string()),
-                    s.anomaly_score,
-                    decision(s),
-                    s.gradcon,
-                    s.recon,
-                    s.grad
-                );
-            }
-            out
-        }
-        ScoreFormat::Json => {
-            let images: Vec<serde_json::Value> = s
-                .iter()
-                .zip(sources)
-                .map(|(s, src)| {
-                    serde_json::json!({
-                        "path": src.path.display().to_string(), "index": src.index,
-                        "anomaly_score": s.anomaly_score, "anomalous": s.anomalous,
-                        "gradcon": s.gradcon, "recon": s.recon, "grad": s.grad,
-                    })
-                })
-                .collect();
-            let v = serde_json::json!({ "images": images, "auroc": aurocs });
-            serde_json::to_string_pretty(&v).expect("plain data") + "\n"
-        }
-    }
-}
-
 fn eval_cmd(a: EvalArgs) -> Result<()> {
     let mut model = Detector::load(&a.model)?;
     model.set_settings(detector::ScoreSettings {
@@ -797,19 +753,13 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
             "path,index,truth,{}\n",
             &SCORE_COLUMNS["path,index,".len()..]
         );
-        let rows = render_scores(&scores, &test.sources, None, ScoreFormat::Csv);
-        for ((line, truth), src) in rows
-            .lines()
-            .skip(1)
-            .zip(&test.is_anomalous)
-            .zip(&test.sources)
-        {
-            let rest = line.splitn(3, ',').nth(2).unwrap_or("");
+        for ((score, truth), src) in scores.iter().zip(&test.is_anomalous).zip(&test.sources) {
             csv += &format!(
-                "{},{},{},{rest}\n",
+                "{},{},{},{}\n",
                 csv_field(&src.path.display().to_string()),
                 src.index.map_or(String::new(), |i| i.to_string()),
-                u8::from(*truth)
+                u8::from(*truth),
+                score_values(score)
             );
         }
         write_atomic(path, csv.as_bytes())?;
@@ -1040,6 +990,54 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The whole of `score`'s output at once, written out independently of the streamed
+    /// pieces: the reference they are checked against.
+    fn render_scores(
+        s: &[Score],
+        sources: &[ImageSource],
+        aurocs: Option<&Aurocs>,
+        format: ScoreFormat,
+    ) -> String {
+        let decision = |s: &Score| match s.anomalous {
+            Some(true) => "1",
+            Some(false) => "0",
+            None => "",
+        };
+        match format {
+            ScoreFormat::Csv => {
+                let mut out = format!("{SCORE_COLUMNS}\n");
+                for (s, src) in s.iter().zip(sources) {
+                    out += &format!(
+                        "{},{},{},{},{},{},{}\n",
+                        csv_field(&src.path.display().to_string()),
+                        src.index.map_or(String::new(), |i| i.to_string()),
+                        s.anomaly_score,
+                        decision(s),
+                        s.gradcon,
+                        s.recon,
+                        s.grad
+                    );
+                }
+                out
+            }
+            ScoreFormat::Json => {
+                let images: Vec<serde_json::Value> = s
+                    .iter()
+                    .zip(sources)
+                    .map(|(s, src)| {
+                        serde_json::json!({
+                            "path": src.path.display().to_string(), "index": src.index,
+                            "anomaly_score": s.anomaly_score, "anomalous": s.anomalous,
+                            "gradcon": s.gradcon, "recon": s.recon, "grad": s.grad,
+                        })
+                    })
+                    .collect();
+                let v = serde_json::json!({ "images": images, "auroc": aurocs });
+                serde_json::to_string_pretty(&v).expect("plain data") + "\n"
+            }
+        }
+    }
 
     /// The streamed output (frame, then rows one by one) is byte for byte what rendering
     /// all the scores at once gives, in both formats, with and without AUROCs, for 0 to 3 rows.
