@@ -362,44 +362,35 @@ pub fn seeds_html(s: &SeedSpread) -> String {
         let _ = write!(h, "<th>seed {seed}</th>");
     }
     h += "</tr>\n";
-    for c in &s.classes {
+    for r in s.rows() {
+        // The mean's line in header cells, as in the protocol's summary table.
+        let (cell, label, all) = match r.class {
+            Some(c) => ("td", c.to_string(), ""),
+            None => ("th", "mean".to_string(), " in all"),
+        };
         let _ = write!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1} &plusmn; {:.1}</td>",
-            c.class,
-            ms(c.auroc.gradcon),
-            ms(c.auroc.recon),
-            ms(c.auroc.grad),
-            c.restarts.mean,
-            c.restarts.sd
+            "<tr><{cell}>{label}</{cell}><{cell}>{}</{cell}><{cell}>{}</{cell}><{cell}>{}</{cell}>\
+             <{cell}>{:.1} &plusmn; {:.1}{all}</{cell}>",
+            ms(r.auroc.gradcon),
+            ms(r.auroc.recon),
+            ms(r.auroc.grad),
+            r.restarts.mean,
+            r.restarts.sd
         );
-        for a in &c.runs {
-            let _ = write!(h, "<td>{:.4}</td>", a.gradcon);
+        for g in &r.runs {
+            let _ = write!(h, "<{cell}>{g:.4}</{cell}>");
         }
         h += "</tr>\n";
     }
-    let _ = write!(
-        h,
-        "<tr><th>mean</th><th>{}</th><th>{}</th><th>{}</th><th>{:.1} &plusmn; {:.1} in all</th>",
-        ms(s.mean.gradcon),
-        ms(s.mean.recon),
-        ms(s.mean.grad),
-        s.total_restarts.mean,
-        s.total_restarts.sd
-    );
-    for m in &s.run_means {
-        let _ = write!(h, "<th>{:.4}</th>", m.gradcon);
-    }
     let diffs = s
-        .seeds
-        .iter()
-        .zip(&s.run_means)
-        .map(|(seed, m)| format!("{:+.4} (seed {seed})", m.gradcon - m.recon))
+        .differences()
+        .map(|(seed, d)| format!("{d:+.4} (seed {seed})"))
         .collect::<Vec<_>>()
         .join(", ");
     let _ = write!(
         h,
-        "</tr>\n</table>\n<p>The mean GradCon AUROC less the mean reconstruction AUROC: \
+        "</table>\n<p>The mean GradCon AUROC less the mean reconstruction AUROC: \
          <strong>{}</strong> over the runs; per run {diffs}.</p>\n<p>The authors report a mean \
          GradCon AUROC of <strong>{:.3}</strong> on {} (their ICLR 2020 submission of the same \
          work, trained up to 1000 epochs).</p>\n<p class=\"legend\">Folders: {}.</p>\n\

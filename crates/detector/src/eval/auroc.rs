@@ -106,6 +106,17 @@ impl Aurocs {
             grad: a(|s| s.grad)?,
         })
     }
+
+    /// The mean of each AUROC over `items` (zeros for none).
+    pub fn mean(items: &[Aurocs]) -> Self {
+        let n = items.len().max(1) as f64;
+        let mean = |f: fn(&Aurocs) -> f64| items.iter().map(f).sum::<f64>() / n;
+        Self {
+            gradcon: mean(|a| a.gradcon),
+            recon: mean(|a| a.recon),
+            grad: mean(|a| a.grad),
+        }
+    }
 }
 
 #[cfg(test)]

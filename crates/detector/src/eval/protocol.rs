@@ -442,15 +442,9 @@ pub fn budget_means(classes: &[ClassResult]) -> Vec<BudgetMean> {
                 .filter_map(|c| c.budgets.iter().find(|b| b.epoch == epoch))
                 .map(|b| b.auroc)
                 .collect();
-            let n = at.len() as f64;
-            let mean = |f: fn(&Aurocs) -> f64| at.iter().map(f).sum::<f64>() / n;
             BudgetMean {
                 epoch,
-                mean: Aurocs {
-                    gradcon: mean(|a| a.gradcon),
-                    recon: mean(|a| a.recon),
-                    grad: mean(|a| a.grad),
-                },
+                mean: Aurocs::mean(&at),
             }
         })
         .collect()
@@ -458,13 +452,7 @@ pub fn budget_means(classes: &[ClassResult]) -> Vec<BudgetMean> {
 
 /// Mean of each AUROC over the classes.
 pub fn mean_aurocs(classes: &[ClassResult]) -> Aurocs {
-    let n = classes.len().max(1) as f64;
-    let mean = |f: fn(&Aurocs) -> f64| classes.iter().map(|c| f(&c.auroc)).sum::<f64>() / n;
-    Aurocs {
-        gradcon: mean(|a| a.gradcon),
-        recon: mean(|a| a.recon),
-        grad: mean(|a| a.grad),
-    }
+    Aurocs::mean(&classes.iter().map(|c| c.auroc).collect::<Vec<_>>())
 }
 
 /// The results as a table for a terminal.

@@ -82,6 +82,44 @@ pub struct SeedSpread {
     pub total_restarts: MeanSd,
 }
 
+/// A line of the spread's table: a class, or the mean over the classes.
+#[derive(Debug)]
+pub struct SpreadRow<'a> {
+    /// `None` for the mean over the classes.
+    pub class: Option<u8>,
+    pub auroc: &'a AurocSpread,
+    /// Of the class's restarts, or of the restarts summed over the classes.
+    pub restarts: MeanSd,
+    /// Each run's GradCon AUROC: the class's, or the run's mean over the classes.
+    pub runs: Vec<f64>,
+}
+
+impl SeedSpread {
+    /// The table's lines: each class, then the mean.
+    pub fn rows(&self) -> impl Iterator<Item = SpreadRow<'_>> {
+        let classes = self.classes.iter().map(|c| SpreadRow {
+            class: Some(c.class),
+            auroc: &c.auroc,
+            restarts: c.restarts,
+            runs: c.runs.iter().map(|a| a.gradcon).collect(),
+        });
+        classes.chain(std::iter::once(SpreadRow {
+            class: None,
+            auroc: &self.mean,
+            restarts: self.total_restarts,
+            runs: self.run_means.iter().map(|a| a.gradcon).collect(),
+        }))
+    }
+
+    /// Each run's seed and its mean GradCon AUROC less its mean reconstruction AUROC.
+    pub fn differences(&self) -> impl Iterator<Item = (u64, f64)> + '_ {
+        self.seeds
+            .iter()
+            .zip(&self.run_means)
+            .map(|(&seed, m)| (seed, m.gradcon - m.recon))
+    }
+}
+
 /// The spread over `runs` (each a name, such as its folder, and its result) after `epochs`
 /// epochs (by default the runs' common `--epochs`). Refuses fewer than two runs, a repeated
 /// seed, runs of other data sets, classes, options or `--beta`, and a run that has no result
@@ -180,7 +218,7 @@ pub fn seed_spread(runs: &[(String, ProtocolResult)], epochs: Option<usize>) -> 
             }
         })
         .collect();
-    let run_means: Vec<Aurocs> = per_run.iter().map(|run| mean(run)).collect();
+    let run_means: Vec<Aurocs> = per_run.iter().map(|run| Aurocs::mean(run)).collect();
     let diffs: Vec<f64> = run_means.iter().map(|m| m.gradcon - m.recon).collect();
     let totals: Vec<f64> = runs
         .iter()
@@ -235,15 +273,6 @@ fn auroc_after(c: &ClassResult, epochs: usize, trained: usize, name: &str) -> Re
         })
 }
 
-fn mean(runs: &[Aurocs]) -> Aurocs {
-    let n = runs.len() as f64;
-    Aurocs {
-        gradcon: runs.iter().map(|a| a.gradcon).sum::<f64>() / n,
-        recon: runs.iter().map(|a| a.recon).sum::<f64>() / n,
-        grad: runs.iter().map(|a| a.grad).sum::<f64>() / n,
-    }
-}
-
 /// The spread as a table for a terminal.
 pub fn table(s: &SeedSpread) -> String {
     let ms = |m: MeanSd| format!("{:.4} ± {:.4}", m.mean, m.sd);
@@ -264,34 +293,24 @@ pub fn table(s: &SeedSpread) -> String {
         "grad",
         "restarts"
     );
-    for c in &s.classes {
+    for r in s.rows() {
         t += &format!(
-            "{:>5}  {:>15}  {:>15}  {:>15}  {:>4.1} ± {:>4.1}\n",
-            c.class,
-            ms(c.auroc.gradcon),
-            ms(c.auroc.recon),
-            ms(c.auroc.grad),
-            c.restarts.mean,
-            c.restarts.sd
+            "{:>5}  {:>15}  {:>15}  {:>15}  {:>4.1} ± {:>4.1}{}\n",
+            r.class.map_or("mean".into(), |c| c.to_string()),
+            ms(r.auroc.gradcon),
+            ms(r.auroc.recon),
+            ms(r.auroc.grad),
+            r.restarts.mean,
+            r.restarts.sd,
+            if r.class.is_none() { " in all" } else { "" }
         );
     }
-    t += &format!(
-        "{:>5}  {:>15}  {:>15}  {:>15}  {:>4.1} ± {:>4.1} in all\n",
-        "mean",
-        ms(s.mean.gradcon),
-        ms(s.mean.recon),
-        ms(s.mean.grad),
-        s.total_restarts.mean,
-        s.total_restarts.sd
-    );
     t += &format!(
         "Mean GradCon less mean reconstruction AUROC: {} ({}). The authors report a mean \
          GradCon AUROC of {:.3} on {}.\n",
         ms(s.gradcon_minus_recon),
-        s.seeds
-            .iter()
-            .zip(&s.run_means)
-            .map(|(seed, m)| format!("seed {seed}: {:+.4}", m.gradcon - m.recon))
+        s.differences()
+            .map(|(seed, d)| format!("seed {seed}: {d:+.4}"))
             .collect::<Vec<_>>()
             .join(", "),
         authors_reported(s.dataset),
