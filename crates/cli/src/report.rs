@@ -38,6 +38,7 @@ use detector::eval::threshold::AtThreshold;
 use detector::io::fs::write_atomic;
 use detector::train::EpochRecord;
 use detector::{Detector, Error, Result, Score};
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -573,46 +574,42 @@ fn budgets_svg(r: &ProtocolResult) -> Result<String> {
             let x = (first / 1.15..last * 1.15)
                 .log_scale()
                 .with_key_points(epochs.clone());
-            let mut chart = ChartBuilder::on(root)
-                .margin(14)
-                .x_label_area_size(46)
-                .y_label_area_size(70)
-                .build_cartesian_2d(x, y.clone())
-                .map_err(plot_error)?;
-            chart
-                .configure_mesh()
-                .x_desc("epochs trained (log scale)")
-                .y_desc("mean AUROC")
-                .y_labels(6)
-                .max_light_lines(1)
-                .x_label_formatter(&|v| format!("{v:.0}"))
-                .y_label_formatter(&|v| format!("{v:.*}", decimals(y.end - y.start)))
-                .label_style((FONT, 14))
-                .axis_desc_style((FONT, 16))
-                .draw()
-                .map_err(plot_error)?;
-            draw_lines(&mut chart, series)?;
+            budget_lines(
+                root,
+                x,
+                "epochs trained (log scale)",
+                epochs.len(),
+                y,
+                series,
+            )?;
         } else {
-            let mut chart = ChartBuilder::on(root)
-                .margin(14)
-                .x_label_area_size(46)
-                .y_label_area_size(70)
-                .build_cartesian_2d(0.0..last * 1.04, y.clone())
-                .map_err(plot_error)?;
             // No more labels than whole epochs in range (each label is a whole epoch).
             let labels = (last as usize + 1).min(10);
-            epoch_mesh(&mut chart, "epochs trained", "mean AUROC", labels, &y)?;
-            draw_lines(&mut chart, series)?;
+            budget_lines(root, 0.0..last * 1.04, "epochs trained", labels, y, series)?;
         }
         Ok(String::new())
     })
 }
 
-/// Each series as a line through its points.
-fn draw_lines<DB: DrawingBackend, X: Ranged<ValueType = f64>>(
-    chart: &mut ChartContext<'_, DB, Cartesian2d<X, RangedCoordf64>>,
+/// The budget plot on axis `x`: its grid and axes, and each series as a line through its points.
+fn budget_lines<DB: DrawingBackend, X: AsRangedCoord<Value = f64>>(
+    root: &DrawingArea<DB, Shift>,
+    x: X,
+    x_desc: &str,
+    x_labels: usize,
+    y: std::ops::Range<f64>,
     series: [(Vec<(f64, f64)>, RGBColor); 3],
-) -> Result<()> {
+) -> Result<()>
+where
+    X::CoordDescType: ValueFormatter<f64>,
+{
+    let mut chart = ChartBuilder::on(root)
+        .margin(14)
+        .x_label_area_size(46)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x, y.clone())
+        .map_err(plot_error)?;
+    epoch_mesh(&mut chart, x_desc, "mean AUROC", x_labels, &y)?;
     for (p, color) in series {
         chart
             .draw_series(LineSeries::new(p, color.stroke_width(2)).point_size(3))
@@ -1142,8 +1139,8 @@ fn legend<'a, DB: DrawingBackend + 'a>(
 
 /// The grid and axes of a plot against epochs: whole epochs along x, `y`'s span decides the
 /// decimals along y.
-fn epoch_mesh<DB: DrawingBackend>(
-    chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+fn epoch_mesh<DB: DrawingBackend, X: Ranged<ValueType = f64> + ValueFormatter<f64>>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<X, RangedCoordf64>>,
     x_desc: &str,
     y_desc: &str,
     x_labels: usize,
