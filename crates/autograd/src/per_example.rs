@@ -14,7 +14,11 @@
 //! **Scaling.** `G_n` is example `n`'s *contribution* to the batch gradient. For a batch-mean
 //! loss, the gradient example `n` would have alone (as a batch of one, its loss the mean over
 //! its own values) is `N G_n`: pass [`Scaling::BatchOfOne`] to get that (dot products are then
-//! multiplied by `N`, squared norms by `N^2`).
+//! multiplied by `N`, squared norms by `N^2`). The `1/N` of the mean and that `N` round
+//! differently for every `N`, so an example's result moves in its last bits with the batch
+//! size. For the same bits whatever the batch, differentiate a sum of per-example losses
+//! (such as [`crate::prelude::LossOps::per_example_mse_sum`]) with [`Scaling::Contribution`]:
+//! every kernel on the way computes an example's values from that example alone.
 //!
 //! **Cost and memory** (`|W|` the parameter's size, `|y|` the layer output's size), on top of
 //! one backward pass from the loss down to the earliest requested layer (no encoder work, no
@@ -62,7 +66,7 @@ pub enum Scaling {
     /// `G_n`, with `sum_n G_n = dL/dW`.
     Contribution,
     /// `N G_n`: example `n`'s own gradient when `L` is a mean over the batch of per-example
-    /// means (as for a batch-mean MSE).
+    /// means (as for a batch-mean MSE), up to rounding that depends on `N`.
     BatchOfOne,
 }
 

@@ -196,9 +196,8 @@ gradcon_status gradcon_score(const gradcon_detector *detector, const uint8_t *pi
 
 /* Scores `count` images (each as in gradcon_score) in batched passes, writing out[i] for
  * images[i]; `out` holds `count` entries and must not overlap `images` or their pixels.
- * A score does not depend on the other images of the call beyond float rounding: the same
- * image may score differently in the last bits (about 1e-8 relative) alone and in batches of
- * other images. Every image is checked before any is scored, so an invalid argument writes
+ * An image's result is the same to the bit as gradcon_score gives it, whatever the other
+ * images of the call, its place among them and the number of threads. Every image is checked before any is scored, so an invalid argument writes
  * nothing; an internal error may leave some entries written. With count 0 nothing is read or
  * written and images and out may be NULL. */
 gradcon_status gradcon_score_batch(const gradcon_detector *detector, const gradcon_image *images,

@@ -67,6 +67,12 @@ fn case() -> impl Strategy<Value = Case> {
         })
 }
 
+/// A random convolution on a batch large enough that the kernels' chunks hold several
+/// examples (a chunk holds one example below 16 of them).
+fn batch_case() -> impl Strategy<Value = Case> {
+    (case(), 1usize..=40, [1usize..=9, 1usize..=9]).prop_map(|(cs, n, hw)| Case { n, hw, ..cs })
+}
+
 fn random<T: Element>(shape: &[usize], rng: &mut Rng) -> Tensor<T> {
     Tensor::uniform(shape, -1.0, 1.0, rng)
 }
@@ -386,8 +392,119 @@ fn check_layouts<T: Element>(cs: Case) {
     }
 }
 
+/// Example `e` of a batch in `layout` as a batch of one.
+fn one_example<T: Element>(t: &Tensor<T>, e: usize) -> Tensor<T> {
+    let len = t.len() / t.shape()[0];
+    let mut shape = t.shape().to_vec();
+    shape[0] = 1;
+    Tensor::from_vec(t.data()[e * len..(e + 1) * len].to_vec(), &shape).unwrap()
+}
+
+/// Asserts that example `e` of `batch` (`n` examples) holds the bits of `alone(e)`, for each `e`.
+fn assert_examples_alone<T: Element>(
+    what: &str,
+    batch: &[T],
+    n: usize,
+    alone: impl Fn(usize) -> Vec<T>,
+) {
+    let per = batch.len() / n;
+    for e in 0..n {
+        let own = alone(e);
+        assert!(
+            bytemuck::cast_slice::<T, u8>(&batch[e * per..][..per])
+                == bytemuck::cast_slice::<T, u8>(&own),
+            "{what}: example {e} differs from its result alone"
+        );
+    }
+}
+
+/// Every kernel that computes per example gives each example the bits it gets alone, on every
+/// path and in both layouts: the batch is run on `threads` workers, each example alone on one.
+/// (The weight gradient proper sums over the batch and is not per example.)
+fn check_examples_alone<T: Element>(cs: Case, layout: Layout, threads: usize) {
+    let (spec, tspec) = (cs.spec().in_layout(layout), cs.tspec().in_layout(layout));
+    let image = |c: usize, hw: [usize; 2]| layout.shape([cs.n, c, hw[0], hw[1]]);
+    let mut rng = Rng::seed_from_u64(cs.seed ^ 0xe1);
+    if let Some(out) = cs.conv_out() {
+        let x: Tensor<T> = random(&image(cs.c, cs.hw), &mut rng);
+        let w: Tensor<T> = random(&[cs.o, cs.c, cs.k[0], cs.k[1]], &mut rng);
+        let b: Tensor<T> = random(&[cs.o], &mut rng);
+        let gy: Tensor<T> = random(&image(cs.o, out), &mut rng);
+        let r: Tensor<T> = random(w.shape(), &mut rng);
+        for isa in Isa::supported() {
+            let (y, gx, per, norms, (norms2, dots)) = on_threads(threads, || {
+                (
+                    conv2d_on(isa, &x, &w, Some(&b), spec).unwrap(),
+                    conv2d_input_grad_on(isa, &gy, &w, cs.hw, spec).unwrap(),
+                    conv2d_weight_grad_per_example_on(isa, &x, &gy, cs.k, spec).unwrap(),
+                    conv2d_weight_grad_sq_norms_on(isa, &x, &gy, cs.k, spec).unwrap(),
+                    conv2d_weight_grad_sq_norms_and_dots_on(isa, &x, &gy, cs.k, spec, &r).unwrap(),
+                )
+            });
+            let (xe, gye) = (|e| one_example(&x, e), |e| one_example(&gy, e));
+            let what = |name: &str| format!("{name} {isa} {layout:?} {threads} threads {cs:?}");
+            assert_examples_alone(&what("conv2d"), y.data(), cs.n, |e| {
+                conv2d_on(isa, &xe(e), &w, Some(&b), spec)
+                    .unwrap()
+                    .data()
+                    .to_vec()
+            });
+            assert_examples_alone(&what("conv2d_input_grad"), gx.data(), cs.n, |e| {
+                let g = conv2d_input_grad_on(isa, &gye(e), &w, cs.hw, spec).unwrap();
+                g.data().to_vec()
+            });
+            assert_examples_alone(&what("weight grad per example"), per.data(), cs.n, |e| {
+                let g = conv2d_weight_grad_per_example_on(isa, &xe(e), &gye(e), cs.k, spec);
+                g.unwrap().data().to_vec()
+            });
+            let norms_alone =
+                |e| conv2d_weight_grad_sq_norms_on(isa, &xe(e), &gye(e), cs.k, spec).unwrap();
+            assert_examples_alone(&what("sq norms"), &norms, cs.n, norms_alone);
+            assert_examples_alone(&what("sq norms with dots"), &norms2, cs.n, norms_alone);
+            if let Some(dots) = dots {
+                assert_examples_alone(&what("dots"), &dots, cs.n, |e| {
+                    conv2d_weight_grad_sq_norms_and_dots_on(isa, &xe(e), &gye(e), cs.k, spec, &r)
+                        .unwrap()
+                        .1
+                        .unwrap()
+                });
+            }
+        }
+    }
+    if cs.tconv_out().is_some() {
+        let x: Tensor<T> = random(&image(cs.c, cs.hw), &mut rng);
+        let w: Tensor<T> = random(&[cs.c, cs.o, cs.k[0], cs.k[1]], &mut rng);
+        let b: Tensor<T> = random(&[cs.o], &mut rng);
+        for isa in Isa::supported() {
+            let y = on_threads(threads, || {
+                conv_transpose2d_on(isa, &x, &w, Some(&b), tspec).unwrap()
+            });
+            let what = format!("conv_transpose2d {isa} {layout:?} {threads} threads {cs:?}");
+            assert_examples_alone(&what, y.data(), cs.n, |e| {
+                let y = conv_transpose2d_on(isa, &one_example(&x, e), &w, Some(&b), tspec);
+                y.unwrap().data().to_vec()
+            });
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn each_example_gets_the_bits_it_gets_alone_f32(
+        cs in batch_case(),
+        nhwc in any::<bool>(),
+        threads in 1usize..=3,
+    ) {
+        let layout = if nhwc { Layout::Nhwc } else { Layout::Nchw };
+        check_examples_alone::<f32>(cs, layout, threads);
+    }
+
+    #[test]
+    fn each_example_gets_the_bits_it_gets_alone_f64(cs in batch_case(), threads in 1usize..=3) {
+        check_examples_alone::<f64>(cs, Layout::Nhwc, threads);
+    }
 
     #[test]
     fn layouts_agree_bit_for_bit_f32(cs in case()) {
@@ -754,6 +871,29 @@ fn weights_changed_in_place_are_packed_again() {
             let gx = conv2d_input_grad_on(isa, &gy, &w, [8, 8], spec).unwrap();
             let gx_fresh = conv2d_input_grad_on(isa, &gy, &fresh_w, [8, 8], spec).unwrap();
             assert_eq!(gx, gx_fresh, "{isa} {layout:?}");
+        }
+    }
+}
+
+/// The scatter adjoint (kernel extents not multiples of the stride) with chunks of several
+/// examples and positions that do not fill whole tiles: its tiles once ran across examples, so
+/// a pixel's terms were added in an order that depended on the example's place in the chunk.
+#[test]
+fn scatter_adjoint_gives_each_example_its_own_bits() {
+    for (c, o, hw, pad, n) in [(9, 7, 5, 0, 20), (17, 5, 6, 1, 24), (40, 3, 4, 0, 17)] {
+        let cs = Case {
+            n,
+            c,
+            o,
+            hw: [hw; 2],
+            k: [3; 2],
+            stride: [2; 2],
+            pad: [pad; 2],
+            out_pad: [0; 2],
+            seed: 3,
+        };
+        for layout in [Layout::Nchw, Layout::Nhwc] {
+            check_examples_alone::<f32>(cs, layout, 2);
         }
     }
 }

@@ -26,8 +26,8 @@ pub use crate::parallel::MAX_THREADS;
 pub struct ScoreSettings {
     /// Weight of the gradient term: `gradcon = recon + beta * grad`.
     pub beta: f64,
-    /// Images per batched forward and backward pass (at least 1). Scores do not depend on it
-    /// beyond float rounding.
+    /// Images per batched forward and backward pass (at least 1). Scores do not depend on it:
+    /// an image gets the same bits in a batch of any size.
     pub batch_size: usize,
     /// A threshold on the anomaly score that overrides the calibrated one.
     pub threshold: Option<f64>,
@@ -332,10 +332,10 @@ impl Detector {
         Ok(scores[0])
     }
 
-    /// Scores images of any sizes, in batched passes; one score per image, in order. A score
-    /// does not depend on the other images of the call beyond float rounding: the batch's size
-    /// changes how the kernels block their sums, which can move the last bits (about `1e-7`
-    /// relative on AVX2). The same batch gives the same scores on any number of threads.
+    /// Scores images of any sizes, in batched passes; one score per image, in order. An
+    /// image's score is the same to the bit whatever the other images of the call, its place
+    /// among them, the batch size and the number of threads (it is [`Detector::score`]'s):
+    /// see [`crate::model::gradcon::score_batch`].
     pub fn score_batch(&self, images: &[Image]) -> Result<Vec<Score>> {
         let (c, side) = (self.channels(), self.input_side());
         self.run(|| {

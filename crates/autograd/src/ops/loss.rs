@@ -1,7 +1,7 @@
 //! Losses built from the primitives: they have no backward rule of their own, since their
 //! derivatives (of every order) follow from the primitives they are made of.
 
-use core_tensor::Element;
+use core_tensor::{Element, TensorError};
 
 use super::{Differentiable, ElementwiseOps, ReduceOps};
 use crate::Result;
@@ -14,6 +14,34 @@ pub trait LossOps<T: Element>: Differentiable<T> {
     /// `mean((self - target)^2)` over every value (same shapes), a rank-0 tensor.
     fn mse_loss(&self, target: &Self) -> Result<Self> {
         self.sub(target)?.square()?.mean()
+    }
+
+    /// `sum_n mean_i (self[n, i] - target[n, i])^2`: each example's own mean squared error
+    /// (the mean over its values, the leading dimension counting the examples), summed over
+    /// the batch; a rank-0 tensor.
+    ///
+    /// Its gradient with respect to example `n`'s values is the gradient of that example's
+    /// loss alone, `2 (self[n] - target[n]) / P` for `P` values per example, computed with the
+    /// same float operations whatever the batch holds (no `1/N`): per-example gradients taken
+    /// from it with [`crate::Scaling::Contribution`] are those of a batch of one, bit for bit,
+    /// where [`LossOps::mse_loss`] with [`crate::Scaling::BatchOfOne`] rounds differently for
+    /// every batch size `N`.
+    fn per_example_mse_sum(&self, target: &Self) -> Result<Self> {
+        let shape = self.shape();
+        let values = shape.iter().product::<usize>();
+        if shape.is_empty() || values == 0 {
+            return Err(TensorError::InvalidShape {
+                op: "per_example_mse_sum",
+                shape,
+                expected: "a leading batch dimension and at least one value".into(),
+            }
+            .into());
+        }
+        let per_example = (values / shape[0]) as f64;
+        self.sub(target)?
+            .square()?
+            .sum()?
+            .scale(T::from_f64(1.0 / per_example))
     }
 
     /// `a.b / (max(|a|, eps) max(|b|, eps))` over the flattened tensors (same shapes), with
@@ -58,5 +86,34 @@ mod tests {
         let b = random(&[2, 5], 2, -1.0, 1.0);
         assert_grads(|v| v[0].mse_loss(&v[1]), &[a.clone(), b.clone()]);
         assert_grads(|v| v[0].cosine_similarity(&v[1]), &[a, b]);
+        let x = random(&[3, 2, 2], 3, -1.0, 1.0);
+        let t = random(&[3, 2, 2], 4, -1.0, 1.0);
+        assert_grads(|v| v[0].per_example_mse_sum(&v[1]), &[x, t]);
+    }
+
+    /// The sum of each example's mean: `N mse` for equal-sized examples, and the gradient of
+    /// one example's values that of its loss alone, bit for bit.
+    #[test]
+    fn per_example_mse_sum_is_the_batch_of_ones_loss() {
+        let x = random(&[3, 5], 5, 0.0, 1.0).cast::<f32>();
+        let t = random(&[3, 5], 6, 0.0, 1.0).cast::<f32>();
+        let tape = Tape::<f32>::new();
+        let (xv, tv) = (tape.param(x.clone()), tape.constant(t.clone()));
+        let l = xv.per_example_mse_sum(&tv).unwrap();
+        let mse = xv.mse_loss(&tv).unwrap().to_scalar().unwrap();
+        assert!((l.to_scalar().unwrap() - 3.0 * mse).abs() < 1e-6);
+        let g = crate::grad_tensors(l, &[xv]).unwrap().remove(0);
+        for n in 0..3 {
+            let one = |a: &Tensor<f32>| {
+                Tensor::from_vec(a.data()[n * 5..(n + 1) * 5].to_vec(), &[1, 5]).unwrap()
+            };
+            let alone = Tape::<f32>::new();
+            let xn = alone.param(one(&x));
+            let ln = xn.mse_loss(&alone.constant(one(&t))).unwrap();
+            let gn = crate::grad_tensors(ln, &[xn]).unwrap().remove(0);
+            assert_eq!(gn.as_bytes(), one(&g).as_bytes(), "example {n}");
+        }
+        let scalar = tape.constant(Tensor::scalar(1.0f32));
+        assert!(scalar.per_example_mse_sum(&scalar).is_err());
     }
 }

@@ -22,7 +22,12 @@
 //! can write its `[position][channel]` rows straight into the output.
 //!
 //! Chunks are fixed by the shapes alone ([`batch_chunk`], [`weight_grad_chunk`]), never by the
-//! thread count.
+//! thread count. And an example's values do not depend on the other examples of the batch:
+//! a tile row is one output position's own sum, whichever tile holds it, and the tiles that
+//! add into shared pixels (the scatter adjoint) hold positions of one example only, from its
+//! first, so each pixel's terms are added in an order the example alone fixes. The batch's
+//! sum in the weight gradient is the one exception, by definition (its per-example forms work
+//! one example at a time).
 
 use rayon::prelude::*;
 
@@ -441,15 +446,18 @@ fn adjoint_scatter<T: Element>(
                     let gn: &[T] = if nchw { gn } else { gyc };
                     with_scratch::<T, _>(ne * plen, |xpad| {
                         xpad.fill(T::ZERO);
-                        let total = ne * pos;
                         let mut tile = [T::ZERO; MAX_TILE];
                         // Tiles outer: the image around a tile's positions stays in L1 while
-                        // every panel adds to it.
-                        for p0 in (0..total).step_by(mr) {
-                            let valid = mr.min(total - p0);
+                        // every panel adds to it. A tile holds positions of one example only,
+                        // counted from its first: the order in which a pixel's terms are added
+                        // then depends on the example alone, not on its place in the batch.
+                        let tiles = (0..ne).flat_map(|e| (0..pos).step_by(mr).map(move |p| (e, p)));
+                        for (e, p) in tiles {
+                            let (p0, end) = (e * pos + p, (e + 1) * pos);
+                            let valid = mr.min(end - p0);
                             // Rows of the dense [position][o] matrix (the last one repeats).
                             let rows = std::array::from_fn(|i| {
-                                gn.as_ptr().wrapping_add((p0 + i).min(total - 1) * o)
+                                gn.as_ptr().wrapping_add((p0 + i).min(end - 1) * o)
                             });
                             let bases = &bases[p0..p0 + valid];
                             for jp in 0..panels {

@@ -156,6 +156,13 @@ impl Score {
 /// batch of one) comes from [`fn@per_example`] as the dot product with `r_l` and the squared norm,
 /// never materialised per image for the dot product. The cosine clamps both norms at
 /// [`COS_EPS`], as PyTorch 2.x does.
+///
+/// An image's score is the same to the bit whatever else the batch holds, wherever the image
+/// sits in it and on any number of threads: the pass differentiates the sum of the images'
+/// own losses ([`LossOps::per_example_mse_sum`]), so no `1/B` enters an image's gradient, and
+/// every kernel computes an image's values from that image alone (for each `Isa` path; the
+/// paths differ from each other in the last bits). A batch of one gives the bits the
+/// batch-mean loss gives it.
 pub fn score_batch(
     params: &[Tensor<f32>],
     refs: &[Tensor<f32>],
@@ -169,13 +176,13 @@ pub fn score_batch(
     let x = x.relayout(Layout::Nchw, LAYERS_LAYOUT)?;
     let xv = tape.constant(x.clone());
     let recon = reconstruct(&vars, xv)?;
-    let mse = recon.mse_loss(&xv)?;
+    let losses = recon.per_example_mse_sum(&xv)?;
     let decoder: Vec<_> = gradient_params().iter().map(|&i| vars[i]).collect();
     let per = per_example(
-        mse,
+        losses,
         &decoder,
         PerExample::DotAndSqNorm(refs),
-        Scaling::BatchOfOne,
+        Scaling::Contribution,
     )?;
     let ref_norms: Vec<f64> = refs
         .iter()
