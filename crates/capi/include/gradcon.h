@@ -164,20 +164,27 @@ const char *gradcon_last_error(void);
 /* Loads a model file: a `.gcm` model file, a training checkpoint (its selected model) or a
  * `.safetensors` file; the format is told by the file's first bytes. `path` is a
  * NUL-terminated file name (bytes as the OS takes them). On success *out is a new detector
- * owned by the caller; on failure *out is NULL. */
+ * owned by the caller; on failure *out is NULL. A folder is GRADCON_ERR_IO; a file that starts
+ * as none of the three formats is GRADCON_ERR_FORMAT, "not a GradCon model, checkpoint or
+ * safetensors file". */
 gradcon_status gradcon_load(const char *path, gradcon_detector **out);
 
 /* gradcon_load from the `len` bytes of a model file in memory (copied: the caller may free
  * them once the call returns). */
 gradcon_status gradcon_load_bytes(const uint8_t *bytes, size_t len, gradcon_detector **out);
 
-/* Releases a detector and its worker threads. NULL is a no-op. Must not run at the same time
- * as any other call on the same detector; the pointer is invalid afterwards. */
+/* Releases a detector. When it returns, the worker threads gradcon_set_threads gave it have
+ * ended, and its memory is returned to the allocator: the model, and the buffers the kernels
+ * keep between calls to be fast (those of every thread, so other detectors of the process
+ * allocate theirs again on their next call). glibc may keep freed memory for reuse rather than
+ * return it to the system; malloc_trim(0) returns it. NULL is a no-op. Must not run at the
+ * same time as any other call on the same detector; the pointer is invalid afterwards. */
 void gradcon_free(gradcon_detector *detector);
 
 /* From now on, scores on a pool of the detector's own of `threads` workers (1 to 256; no
- * more workers are started than the process has cores), replacing any earlier one. Must not
- * run at the same time as any other call on the same detector. */
+ * more workers are started than the process has cores), replacing any earlier one, whose
+ * workers have ended when it returns. Must not run at the same time as any other call on the
+ * same detector. */
 gradcon_status gradcon_set_threads(gradcon_detector *detector, uint32_t threads);
 
 /* The image channels the model takes: 1 (grey) or 3 (RGB). Images of the other kind are

@@ -24,6 +24,17 @@ mod packed;
 
 use geometry::Geometry;
 
+/// Drops the packed weight panels the forward and adjoint kernels keep between calls (see
+/// [`crate::trim`]).
+pub fn clear_packed_weights() {
+    packed::clear();
+}
+
+/// Bytes of packed weight panels kept between calls (at most 4 MiB).
+pub fn packed_weight_bytes() -> usize {
+    packed::cached_bytes()
+}
+
 /// Stride and zero padding of a convolution, per spatial axis `[height, width]`, and the layout
 /// of its input and output images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

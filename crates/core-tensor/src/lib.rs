@@ -30,3 +30,13 @@ pub use isa::Isa;
 pub use layout::Layout;
 pub use rng::Rng;
 pub use tensor::Tensor;
+
+/// Frees what the kernels keep between calls to be fast: the idle buffers of every thread's
+/// pools ([`pool::trim`]) and the packed weight panels ([`conv::clear_packed_weights`]).
+///
+/// For an owner that is done with its model, such as a detector being dropped: nothing in use
+/// is touched, and the next calls allocate and pack afresh (once).
+pub fn trim() {
+    pool::trim();
+    conv::clear_packed_weights();
+}

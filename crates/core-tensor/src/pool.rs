@@ -13,14 +13,19 @@
 //! buffer here when dropped, and [`zeroed`] hands one back out (zero-filled) when a buffer of a
 //! close size is asked for.
 //!
-//! The tensor pool is per thread (no locking; the tensors of a step are made and dropped on the
-//! thread that runs it), holds only buffers of at least [`MIN_POOLED`] values, and is bounded in
-//! bytes. The scratch pool holds as many buffers as a thread's deepest nesting of kernel calls
-//! has needed at once.
+//! The tensor pool is per thread (the tensors of a step are made and dropped on the thread that
+//! runs it), holds only buffers of at least [`MIN_POOLED`] values, and is bounded in bytes. The
+//! scratch pool holds as many buffers as a thread's deepest nesting of kernel calls has needed
+//! at once.
+//!
+//! [`trim`] frees every idle buffer of every thread's pools at once, for an owner that is done
+//! (a detector dropped, a model freed through the C library): each thread's pools sit behind a
+//! mutex of their own, which only `trim` ever contends for, and a process-wide list reaches
+//! them.
 
 use std::any::Any;
-use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use crate::Element;
 
@@ -38,10 +43,13 @@ const MAX_AGE_TAKES: u64 = 1 << 12;
 /// Takes of pooled sizes so far, on every thread: the pools' clock.
 static TAKES: AtomicU64 = AtomicU64::new(0);
 
+/// One thread's pools.
 #[derive(Default)]
 struct Pools {
     f32: Pool<f32>,
     f64: Pool<f64>,
+    /// Scratch buffers, stored as `f64` so any element type can be viewed through `bytemuck`.
+    scratch: Vec<Vec<f64>>,
 }
 
 struct Pool<T> {
@@ -60,9 +68,59 @@ impl<T> Default for Pool<T> {
 }
 
 thread_local! {
-    static POOLS: RefCell<Pools> = RefCell::new(Pools::default());
-    /// Scratch buffers, stored as `f64` so any element type can be viewed through `bytemuck`.
-    static SCRATCH: RefCell<Vec<Vec<f64>>> = const { RefCell::new(Vec::new()) };
+    /// This thread's pools, also listed in [`ALL`]; freed when the thread ends.
+    static POOLS: Arc<Mutex<Pools>> = register();
+}
+
+/// Every thread's pools, for [`trim`] (the entries of ended threads are dropped as they are met).
+static ALL: Mutex<Vec<Weak<Mutex<Pools>>>> = Mutex::new(Vec::new());
+
+/// A lock that a panic elsewhere does not poison: every change to the pools is a push, a
+/// removal or a counter update, so they are consistent whenever a lock is released.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// New pools for this thread, listed in [`ALL`].
+fn register() -> Arc<Mutex<Pools>> {
+    let pools = Arc::new(Mutex::new(Pools::default()));
+    let mut all = lock(&ALL);
+    all.retain(|p| p.strong_count() > 0);
+    all.push(Arc::downgrade(&pools));
+    pools
+}
+
+/// Runs `f` on this thread's pools (`None` while the thread is ending and they are gone).
+fn with_pools<R>(f: impl FnOnce(&mut Pools) -> R) -> Option<R> {
+    POOLS.try_with(|pools| f(&mut lock(pools))).ok()
+}
+
+/// Frees every idle buffer of every thread's pools (tensor buffers and scratch), returning
+/// their memory to the allocator. Buffers in use are not touched and return to their pool
+/// when released; the pools then fill again as kernels run.
+///
+/// For an owner that is done: a training step or scoring run afterwards allocates its buffers
+/// afresh once (about a fifth of a training step, see the module documentation).
+pub fn trim() {
+    let pools: Vec<_> = lock(&ALL).iter().filter_map(Weak::upgrade).collect();
+    for p in pools {
+        // Taken under the lock, freed after it.
+        let idle = std::mem::take(&mut *lock(&p));
+        drop(idle);
+    }
+}
+
+/// Bytes of idle buffers held in every thread's pools (tensor buffers and scratch).
+pub fn pooled_bytes() -> usize {
+    let pools: Vec<_> = lock(&ALL).iter().filter_map(Weak::upgrade).collect();
+    pools
+        .iter()
+        .map(|p| {
+            let p = lock(p);
+            let scratch: usize = p.scratch.iter().map(|b| b.capacity() * 8).sum();
+            p.f32.bytes + p.f64.bytes + scratch
+        })
+        .sum()
 }
 
 /// The index of the smallest of `sizes` in `[min, max]`, if any (the first of equal sizes).
@@ -82,37 +140,35 @@ pub(crate) fn with_scratch<T: Element, R>(len: usize, f: impl FnOnce(&mut [T]) -
     let words = (len * std::mem::size_of::<T>()).div_ceil(8);
     // The smallest pooled buffer that fits, else the largest (grown without copying its old
     // contents, which are unspecified anyway).
-    let mut buf = SCRATCH
-        .with(|pool| {
-            let mut pool = pool.borrow_mut();
-            let fit = best_fit(pool.iter().map(Vec::len), words, usize::MAX)
-                .or_else(|| (0..pool.len()).max_by_key(|&i| pool[i].len()));
-            fit.map(|i| pool.swap_remove(i))
-        })
-        .unwrap_or_default();
+    let mut buf = with_pools(|p| {
+        let pool = &mut p.scratch;
+        let fit = best_fit(pool.iter().map(Vec::len), words, usize::MAX)
+            .or_else(|| (0..pool.len()).max_by_key(|&i| pool[i].len()));
+        fit.map(|i| pool.swap_remove(i))
+    })
+    .flatten()
+    .unwrap_or_default();
     if buf.len() < words {
         buf = vec![0.0; words];
     }
     let view: &mut [T] = bytemuck::cast_slice_mut(&mut buf[..words]);
     let out = f(&mut view[..len]);
-    SCRATCH.with(|pool| pool.borrow_mut().push(buf));
+    // Back to the pool (or freed, while the thread is ending).
+    with_pools(|p| p.scratch.push(buf));
     out
 }
 
 /// Runs `f` on this thread's pool of `T` buffers (`None` for a type without one).
 fn with_pool<T: Element, R>(f: impl FnOnce(&mut Pool<T>) -> R) -> Option<R> {
-    POOLS
-        .try_with(|pools| {
-            let pools = &mut *pools.borrow_mut();
-            if let Some(p) = (&mut pools.f32 as &mut dyn Any).downcast_mut::<Pool<T>>() {
-                return Some(f(p));
-            }
-            (&mut pools.f64 as &mut dyn Any)
-                .downcast_mut::<Pool<T>>()
-                .map(f)
-        })
-        .ok()
-        .flatten()
+    with_pools(|pools| {
+        if let Some(p) = (&mut pools.f32 as &mut dyn Any).downcast_mut::<Pool<T>>() {
+            return Some(f(p));
+        }
+        (&mut pools.f64 as &mut dyn Any)
+            .downcast_mut::<Pool<T>>()
+            .map(f)
+    })
+    .flatten()
 }
 
 /// A vector of `len` zeros, reusing a pooled buffer of capacity between `len` and `2 len`.

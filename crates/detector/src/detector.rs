@@ -9,9 +9,10 @@ use crate::data::{Dataset, Image};
 use crate::eval::threshold::Calibration;
 use crate::io::checkpoint::{Checkpoint, MAGIC};
 use crate::io::fs::{read_file, write_atomic};
-use crate::io::safetensors::StateDict;
+use crate::io::safetensors::{looks_like_safetensors, StateDict};
 use crate::model::gradcon::{score_batch, Score};
 use crate::model::{Autoencoder, ReferenceGradients, IMAGE_SIDE};
+use crate::parallel::WorkerPool;
 use crate::train::{EpochRecord, Pin};
 use crate::{Error, Result};
 
@@ -19,6 +20,8 @@ use crate::{Error, Result};
 pub const DEFAULT_BETA: f64 = 0.12;
 /// Images per batched scoring pass.
 pub const DEFAULT_SCORE_BATCH: usize = 64;
+/// What [`Detector::load`] says of a file that starts as none of the formats it reads.
+pub const NOT_A_MODEL: &str = "not a GradCon model, checkpoint or safetensors file";
 pub use crate::parallel::MAX_THREADS;
 
 /// How a [`Detector`] scores: the score weight and the batch size of the batched passes.
@@ -79,6 +82,12 @@ impl ScoreSettings {
 /// pool of the calling thread (the global pool, or the caller's own inside
 /// `pool.install(..)`).
 ///
+/// Dropping a detector (its last clone, for its worker threads) gives back what it used: its
+/// own pool's workers have ended when the drop returns, and the buffers the kernels keep
+/// between calls to be fast ([`core_tensor::trim`]: every thread's idle pooled buffers and
+/// the packed weight panels) are freed. Other detectors and trainers of the process then
+/// allocate theirs afresh once.
+///
 /// ```
 /// use detector::{Detector, Image};
 /// # let model = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/models/fashion-mnist-0.gcm");
@@ -95,7 +104,20 @@ pub struct Detector {
     settings: ScoreSettings,
     provenance: Option<Provenance>,
     calibration: Option<Calibration>,
-    pool: Option<Arc<rayon::ThreadPool>>,
+    pool: Option<Arc<WorkerPool>>,
+    /// Last, so that it runs once the model's buffers are back in the pools and the pool's
+    /// workers have ended.
+    _trim: TrimOnDrop,
+}
+
+/// Frees the kernels' kept buffers when dropped ([`core_tensor::trim`]).
+#[derive(Debug, Clone, Default)]
+struct TrimOnDrop;
+
+impl Drop for TrimOnDrop {
+    fn drop(&mut self) {
+        core_tensor::trim();
+    }
 }
 
 /// How a model was trained: stored in its model file by training. It holds no times or
@@ -148,6 +170,7 @@ impl Detector {
             provenance: None,
             calibration: None,
             pool: None,
+            _trim: TrimOnDrop,
         }
     }
 
@@ -198,7 +221,8 @@ impl Detector {
 
     /// Loads a model file (`.gcm`), the selected model of a training checkpoint (`.ckpt`), or
     /// a `.safetensors` file in the authors' names (see [`crate::io::safetensors`]); the
-    /// format is told by the file's first bytes. Errors name the file.
+    /// format is told by the file's first bytes. Errors name the file: a folder is an I/O
+    /// error, a file that starts as none of the formats is [`NOT_A_MODEL`].
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         Self::from_bytes(&path.display().to_string(), &read_file(path)?)
@@ -208,8 +232,10 @@ impl Detector {
     pub fn from_bytes(name: &str, bytes: &[u8]) -> Result<Self> {
         let detector = if bytes.starts_with(&MAGIC) {
             Self::from_checkpoint(&Checkpoint::from_bytes(name, bytes)?)?
-        } else {
+        } else if looks_like_safetensors(bytes) {
             Self::from(StateDict::from_safetensors_bytes(name, bytes)?)
+        } else {
+            return Err(Error::format(name, NOT_A_MODEL));
         };
         detector.check_finite(name)?;
         Ok(detector)
@@ -307,6 +333,7 @@ impl Detector {
 
     /// Scores on a pool of its own of `threads` workers (1 to [`MAX_THREADS`]) from now on; no
     /// more workers are started than the process has cores ([`crate::parallel::workers_for`]).
+    /// An earlier pool's workers have ended when it returns (unless a clone still uses it).
     pub fn set_threads(&mut self, threads: usize) -> Result<()> {
         self.pool = Some(Arc::new(crate::parallel::thread_pool(threads)?));
         Ok(())

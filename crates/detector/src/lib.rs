@@ -52,6 +52,7 @@ pub mod train;
 pub use data::{Image, Pixels};
 pub use detector::{
     Detector, Provenance, ScoreSettings, DEFAULT_BETA, DEFAULT_SCORE_BATCH, MAX_THREADS,
+    NOT_A_MODEL,
 };
 pub use error::{Error, Result};
 pub use model::gradcon::Score;

@@ -1,4 +1,5 @@
-//! Thread counts, and keeping the thread pool's other workers awake through a training step, a validation pass
+//! Thread counts, pools whose workers have ended once they are dropped ([`WorkerPool`]), and
+//! keeping the thread pool's other workers awake through a training step, a validation pass
 //! or a scoring run.
 //!
 //! A step runs about a hundred short parallel regions (validation and scoring batches too). Between two of them rayon's idle worker
@@ -12,7 +13,8 @@
 //! queued jobs while it waits), and that join can only finish once the job returns.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Largest thread count a caller may ask for.
@@ -47,13 +49,70 @@ pub fn workers_for(threads: usize) -> usize {
 
 /// A rayon pool for `threads` workers (checked with [`check_threads`]), of
 /// [`workers_for`]`(threads)` workers.
-pub fn thread_pool(threads: usize) -> crate::Result<rayon::ThreadPool> {
+pub fn thread_pool(threads: usize) -> crate::Result<WorkerPool> {
     check_threads(threads)?;
-    rayon::ThreadPoolBuilder::new()
+    let workers = Mutex::new(Vec::new());
+    let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(workers_for(threads))
         .thread_name(|i| format!("gradcon-{i}"))
+        // The workers are started here, so that their handles can be joined.
+        .spawn_handler(|worker| {
+            let mut b = std::thread::Builder::new();
+            if let Some(name) = worker.name() {
+                b = b.name(name.to_owned());
+            }
+            if let Some(size) = worker.stack_size() {
+                b = b.stack_size(size);
+            }
+            let handle = b.spawn(|| worker.run())?;
+            workers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(handle);
+            Ok(())
+        })
         .build()
-        .map_err(|e| crate::Error::invalid("thread pool", e.to_string()))
+        .map_err(|e| crate::Error::invalid("thread pool", e.to_string()))?;
+    Ok(WorkerPool {
+        pool: Some(pool),
+        workers: workers.into_inner().unwrap_or_else(PoisonError::into_inner),
+    })
+}
+
+/// A rayon pool whose worker threads have ended when it is dropped: a dropped
+/// [`rayon::ThreadPool`] only asks its workers to end, and they finish (freeing what their
+/// threads hold) some time later, after the owner has gone.
+///
+/// Dropped on one of its own workers (where waiting for itself would never end), it only asks.
+#[derive(Debug)]
+pub struct WorkerPool {
+    /// `None` only while dropping.
+    pool: Option<rayon::ThreadPool>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl std::ops::Deref for WorkerPool {
+    type Target = rayon::ThreadPool;
+
+    fn deref(&self) -> &rayon::ThreadPool {
+        self.pool.as_ref().expect("only taken while dropping")
+    }
+}
+
+impl Drop for WorkerPool {
+    fn drop(&mut self) {
+        let Some(pool) = self.pool.take() else { return };
+        let on_own_worker = pool.current_thread_index().is_some();
+        // Asks the workers to end once the work queued on them is done.
+        drop(pool);
+        if on_own_worker {
+            return;
+        }
+        for worker in self.workers.drain(..) {
+            // A worker's panic was reported when it happened (rayon's panic handling).
+            let _ = worker.join();
+        }
+    }
 }
 
 /// How long one polling job looks for work before it makes way for a fresh one.
@@ -117,6 +176,25 @@ mod tests {
         assert_eq!(thread_pool(1).unwrap().current_num_threads(), 1);
         assert_eq!(workers_for(cores + 1), cores);
         assert!(thread_pool(MAX_THREADS + 1).is_err());
+    }
+
+    /// A pool whose last owner is dropped on one of its own workers does not wait for itself
+    /// (its workers end on their own). The one that counts threads is `tests/release.rs`.
+    #[test]
+    fn a_pool_dropped_on_its_own_worker_does_not_hang() {
+        let pool = Arc::new(thread_pool(1).unwrap());
+        let (gate, gate_rx) = std::sync::mpsc::channel::<()>();
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let last = pool.clone();
+        pool.spawn(move || {
+            gate_rx.recv().unwrap();
+            drop(last); // the last owner, on the pool's own worker
+            done_tx.send(()).unwrap();
+        });
+        drop(pool);
+        gate.send(()).unwrap();
+        done.recv_timeout(Duration::from_secs(20))
+            .expect("a pool dropped on its own worker hung");
     }
 
     /// Polling jobs started while the other worker is in nested joins, and kept alive while the

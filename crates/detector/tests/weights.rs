@@ -236,3 +236,54 @@ fn non_finite_weights_are_refused_naming_the_tensor() {
         "{err}"
     );
 }
+
+/// A folder given as a model is an I/O error naming it; a file that starts as none of the
+/// formats is said to be no model (not that a safetensors header is too large); a file that
+/// starts as a safetensors file but is cut short keeps the safetensors reader's words.
+#[test]
+fn what_is_not_a_model_is_refused_as_such() {
+    let dir = std::env::temp_dir().join(format!("gradcon-not-a-model-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    match Detector::load(&dir).unwrap_err() {
+        detector::Error::Io { path, source, .. } => {
+            assert_eq!(path, dir);
+            assert_eq!(source.kind(), std::io::ErrorKind::IsADirectory);
+        }
+        e => panic!("a folder: {e}"),
+    }
+    let text = dir.join("README.md");
+    std::fs::write(&text, "# a text file\nwith some words\n").unwrap();
+    let st = random_weights(1, 15, true).to_safetensors_bytes().unwrap();
+    let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    for (what, bytes) in [
+        ("text", std::fs::read(&text).unwrap()),
+        ("empty", vec![]),
+        ("png", png),
+        ("one brace", b"{".to_vec()),
+        ("zero header length", [&[0u8; 8][..], b"{}"].concat()),
+        ("safetensors without its length", st[8..].to_vec()),
+    ] {
+        let err = Detector::from_bytes("m.bin", &bytes).unwrap_err();
+        assert!(
+            matches!(err, detector::Error::Format { .. }),
+            "{what}: {err}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!("m.bin: {}", detector::NOT_A_MODEL),
+            "{what}"
+        );
+    }
+    let err = Detector::load(&text).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!("{}: {}", text.display(), detector::NOT_A_MODEL)
+    );
+    let cut = Detector::from_bytes("cut.safetensors", &st[..st.len() / 2]).unwrap_err();
+    assert!(
+        cut.to_string()
+            .starts_with("cut.safetensors: bad safetensors file: "),
+        "{cut}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

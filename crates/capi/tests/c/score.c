@@ -252,6 +252,17 @@ int main(int argc, char **argv) {
     }
     CHECK(gradcon_score_batch(from_bytes, NULL, 0, NULL) == GRADCON_OK, "an empty batch: %s",
           gradcon_last_error());
+    /* Each image of the batch scores alone as it did in the batch, to the bit. */
+    for (size_t i = 0; i < n; i++) {
+        const gradcon_image *b = &batch[i];
+        gradcon_result one;
+        CHECK(gradcon_score(from_bytes, b->pixels, b->len, b->channels, b->height, b->width,
+                            b->layout, &one) == GRADCON_OK,
+              "image %zu alone: %s", i, gradcon_last_error());
+        CHECK(memcmp(&one, &results[i], sizeof one) == 0,
+              "image %zu scores %.17g alone, %.17g in the batch", i, one.gradcon,
+              results[i].gradcon);
+    }
 
     /* Error paths. Failed calls leave out-parameters as they were (loads set *out = NULL). */
     char dummy;
@@ -265,6 +276,11 @@ int main(int argc, char **argv) {
     expect_error("load_missing_file", gradcon_load("no-such-dir/missing-model.gcm", &d),
                  GRADCON_ERR_IO, "no-such-dir/missing-model.gcm");
     CHECK(d == NULL, "a failed gradcon_load left *out set");
+    expect_error("load_folder", gradcon_load(".", &d), GRADCON_ERR_IO,
+                 "gradcon_load: .: open failed: ");
+    CHECK(d == NULL, "a failed gradcon_load left *out set");
+    expect_error("load_not_a_model", gradcon_load(argv[2], &d), GRADCON_ERR_FORMAT,
+                 "not a GradCon model, checkpoint or safetensors file");
     expect_error("load_bytes_null", gradcon_load_bytes(NULL, 10, &d), GRADCON_ERR_NULL_ARGUMENT,
                  "`bytes` is NULL");
     const char garbage[] = "not a model file at all";
@@ -350,24 +366,15 @@ int main(int argc, char **argv) {
     CHECK(strcmp(gradcon_status_str((gradcon_status)99), "unknown status") == 0, "status name");
 
     /* Several threads scoring one detector at once get the scores one thread gets alone; each
-     * has its own last error, and theirs leave this thread's alone. (The same batch, not a part
-     * of the one above: the last bits of a score may depend on the other images of its call.) */
+     * has its own last error, and theirs leave this thread's alone. (A part of the batch above
+     * scores as it did there: a score does not depend on the other images of its call.) */
     size_t worker_images = argc == 5 ? (size_t)strtoul(argv[4], NULL, 10) : n;
     if (worker_images < 1 || worker_images > n)
         worker_images = n;
-    gradcon_result *alone = results;
-    if (worker_images < n) {
-        alone = calloc(worker_images, sizeof *alone);
-        if (!alone)
-            return 2;
-        CHECK(gradcon_score_batch(from_bytes, batch, worker_images, alone) == GRADCON_OK,
-              "gradcon_score_batch: %s", gradcon_last_error());
-        snprintf(kept, sizeof kept, "%s", gradcon_last_error());
-    }
     pthread_t tid[WORKERS];
     struct batch work[WORKERS];
     for (int t = 0; t < WORKERS; t++) {
-        work[t] = (struct batch){from_bytes, batch, worker_images, alone, 0};
+        work[t] = (struct batch){from_bytes, batch, worker_images, results, 0};
         CHECK(pthread_create(&tid[t], NULL, score_concurrently, &work[t]) == 0, "pthread_create");
     }
     for (int t = 0; t < WORKERS; t++) {
@@ -376,8 +383,6 @@ int main(int argc, char **argv) {
     }
     CHECK(strcmp(kept, gradcon_last_error()) == 0, "another thread changed this one's error");
 
-    if (alone != results)
-        free(alone);
     gradcon_free(from_path);
     gradcon_free(from_bytes);
     gradcon_free(NULL);

@@ -98,6 +98,23 @@ fn lock(cache: &Mutex<Cache>) -> std::sync::MutexGuard<'_, Cache> {
     cache.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Drops every cached packing (a packing in use lives on until its call ends). For an owner
+/// that is done with its weights: the cache would otherwise keep their panels until newer
+/// packings push them out.
+pub(crate) fn clear() {
+    let entries = {
+        let mut cache = lock(&CACHE);
+        cache.bytes = 0;
+        std::mem::take(&mut cache.entries)
+    };
+    drop(entries);
+}
+
+/// Bytes of packed panels in the cache.
+pub(crate) fn cached_bytes() -> usize {
+    lock(&CACHE).bytes
+}
+
 /// Runs `f` on the `len` packed values of `key`: from the cache, or packed by `pack` (which
 /// must write every value) and kept if small enough. With no key (the caller cannot name the
 /// weights' values), packs into scratch memory every time.

@@ -101,10 +101,9 @@ pub fn open_file(path: &Path) -> Result<(std::io::Take<File>, Option<u64>)> {
     let file = File::open(path).map_err(|e| Error::io(path, "open", e))?;
     let meta = file.metadata().map_err(|e| Error::io(path, "stat", e))?;
     if meta.is_dir() {
-        return Err(Error::format(
-            path.display().to_string(),
-            "is a folder, not a file",
-        ));
+        // An I/O error, as opening it for reading is on other systems.
+        let folder = std::io::Error::new(std::io::ErrorKind::IsADirectory, "a folder, not a file");
+        return Err(Error::io(path, "open", folder));
     }
     if meta.is_file() && meta.len() > max {
         return Err(too_big(

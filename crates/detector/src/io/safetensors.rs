@@ -54,6 +54,17 @@ pub struct StateDict {
 /// its two main figures for readers that do not parse it.
 pub const CALIBRATION_KEY: &str = "gradcon.calibration";
 
+/// Whether `bytes` start as a safetensors file does: the header's length (8 bytes, little
+/// endian, at least 2) and then the header itself, JSON that the format requires to begin
+/// with `{`. A file that passes may still be truncated or malformed; one that fails is not a
+/// safetensors file at all.
+pub fn looks_like_safetensors(bytes: &[u8]) -> bool {
+    let Some((len, header)) = bytes.split_first_chunk::<8>() else {
+        return false;
+    };
+    u64::from_le_bytes(*len) >= 2 && header.first() == Some(&b'{')
+}
+
 /// The 16 parameter names and shapes for `channels` input channels, encoder first, weight
 /// before bias (from the one layer table, [`crate::model::layers`]).
 pub fn parameter_shapes(channels: usize) -> Vec<(String, Vec<usize>)> {
