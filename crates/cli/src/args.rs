@@ -9,7 +9,7 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use detector::data::Fit;
 use detector::eval::DatasetKind;
-use detector::train::saturation::SaturationRule;
+use detector::train::saturation::{Remedy, SaturationRule};
 use detector::{Error, Result, ScoreSettings, TrainConfig, DEFAULT_BETA};
 
 /// Parses a command line (the program name first). `--lr -1` parses as a value, which the
@@ -295,6 +295,34 @@ pub struct TrainOptions {
     /// Last epoch at which saturation is checked (from epoch 2 on).
     #[arg(long, default_value_t = 3)]
     pub sat_until: usize,
+    /// What the fresh attempt after a saturated output changes: `output-bias` starts its
+    /// output layer's bias at the logit of the training images' mean pixel (the output begins
+    /// at the data's mean intensity instead of 0.5); `reseed` only draws new weights (the
+    /// behaviour of runs that record no remedy). Runs that never saturate are the same with
+    /// either.
+    #[arg(long, value_enum, default_value_t = RemedyArg::OutputBias)]
+    pub remedy: RemedyArg,
+    /// Validation selection compares every Nth epoch (1, 1+N, 1+2N, ...) and the last: 1
+    /// compares every epoch; 5 is the authors' code, which compares only the epochs it
+    /// checkpoints.
+    #[arg(long, default_value_t = 1)]
+    pub select_every: usize,
+}
+
+/// `--remedy`, as the command line names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RemedyArg {
+    OutputBias,
+    Reseed,
+}
+
+impl From<RemedyArg> for Remedy {
+    fn from(r: RemedyArg) -> Self {
+        match r {
+            RemedyArg::OutputBias => Remedy::OutputBias,
+            RemedyArg::Reseed => Remedy::Reseed,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -687,6 +715,8 @@ impl TrainOptions {
                 max_relative_change: self.sat_stall,
                 ..SaturationRule::default()
             },
+            remedy: self.remedy.into(),
+            select_every: self.select_every,
         }
     }
 }

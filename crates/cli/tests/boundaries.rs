@@ -59,6 +59,7 @@ fn probes(dir: &Path) -> Vec<(Vec<String>, Vec<&'static str>)> {
         "--sat-derivative",
         "--sat-stall",
         "--sat-until",
+        "--select-every",
     ];
     let mut train = train_options.clone();
     train.extend([

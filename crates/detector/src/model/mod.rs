@@ -180,6 +180,12 @@ impl Autoencoder {
             .collect()
     }
 
+    /// The output layer's bias (the last layer's, the flat list's last entry), one value per
+    /// image channel.
+    pub fn output_bias_mut(&mut self) -> &mut Tensor<f32> {
+        self.params.last_mut().expect("the layer table has layers")
+    }
+
     /// Total number of parameters.
     pub fn num_params(&self) -> usize {
         self.params.iter().map(Tensor::len).sum()

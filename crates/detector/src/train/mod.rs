@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
 use crate::{Detector, Error, Result};
-use saturation::{Saturated, SaturationRule};
+use saturation::{Remedy, Saturated, SaturationRule};
 
 pub use pin::Pin;
 pub use state::TrainState;
@@ -58,6 +58,22 @@ pub struct TrainConfig {
     pub shuffle: bool,
     /// When an output counts as saturated.
     pub saturation: SaturationRule,
+    /// What the fresh attempt after a saturated one changes.
+    #[serde(default = "Remedy::unrecorded")]
+    pub remedy: Remedy,
+    /// Validation selection compares epochs 1, 1 + n, 1 + 2n, ... and the epoch training stops
+    /// at (n = 1: every epoch; the authors' code compares every 5th, the epochs it
+    /// checkpoints). See [`TrainConfig::compares_epoch`].
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub select_every: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 impl Default for TrainConfig {
@@ -73,6 +89,8 @@ impl Default for TrainConfig {
             restarts: 0,
             shuffle: true,
             saturation: SaturationRule::default(),
+            remedy: Remedy::default(),
+            select_every: 1,
         }
     }
 }
@@ -103,6 +121,9 @@ impl TrainConfig {
         if self.patience == Some(0) {
             return bad("patience", "0".into(), "at least 1");
         }
+        if self.select_every == 0 {
+            return bad("select-every", "0".into(), "at least 1");
+        }
         if !(self.val_fraction.is_finite() && (0.0..1.0).contains(&self.val_fraction)) {
             return bad(
                 "val-fraction",
@@ -111,6 +132,41 @@ impl TrainConfig {
             );
         }
         self.saturation.validate()
+    }
+}
+
+impl TrainConfig {
+    /// Whether validation selection compares epoch `epoch` (from 1) as training passes it:
+    /// `(epoch - 1) % select_every == 0`. The epoch training stops at is compared as well,
+    /// when the selected model is asked for ([`TrainState::selected`]), so a run stopped at
+    /// any epoch selects what a run of that many epochs would.
+    pub fn compares_epoch(&self, epoch: usize) -> bool {
+        epoch >= 1 && (epoch - 1).is_multiple_of(self.select_every.max(1))
+    }
+}
+
+/// The epoch validation selection keeps after training stopped at the last of `val_losses`
+/// (the validation loss of epochs 1, 2, ...), comparing every `select_every`-th epoch and the
+/// last: the lowest loss, the earliest on ties. The specification [`TrainState`] follows as it
+/// trains (it keeps the selected weights, not the losses); `None` for no epochs.
+pub fn selected_epoch(val_losses: &[f64], select_every: usize) -> Option<usize> {
+    let config = TrainConfig {
+        select_every,
+        ..TrainConfig::default()
+    };
+    let last = val_losses.len();
+    let mut best: Option<(usize, f64)> = None;
+    for (i, &loss) in val_losses.iter().enumerate() {
+        let epoch = i + 1;
+        if config.compares_epoch(epoch) && best.is_none_or(|(_, b)| loss < b) {
+            best = Some((epoch, loss));
+        }
+    }
+    match (best, val_losses.last()) {
+        (Some((_, b)), Some(&l)) if l < b => Some(last),
+        (Some((e, _)), _) => Some(e),
+        (None, Some(_)) => Some(last),
+        (None, None) => None,
     }
 }
 

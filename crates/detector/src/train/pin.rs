@@ -99,6 +99,12 @@ impl Pin {
             sa.check_until.to_string(),
             sb.check_until.to_string(),
         );
+        option("remedy", a.remedy.name().into(), b.remedy.name().into());
+        option(
+            "select-every",
+            a.select_every.to_string(),
+            b.select_every.to_string(),
+        );
         if sa.check_from != sb.check_from {
             out.push(format!(
                 "the saturation check's first epoch was {}, now {}",
@@ -238,6 +244,39 @@ mod tests {
         assert!(d[1].starts_with("the training images differ"), "{d:?}");
         assert_eq!(d.len(), 2, "{d:?}");
         assert_eq!(a.epochs_change(&b), Some((1000, 5)));
+    }
+
+    #[test]
+    fn the_remedy_and_the_selection_rule_are_pinned_and_older_pins_read_as_before() {
+        use crate::train::saturation::Remedy;
+        let empty = Dataset::empty(1, 2, 2);
+        let a = Pin::new(&TrainConfig::default(), 0, "a", &data(1), &empty);
+        let b = Pin::new(
+            &TrainConfig {
+                remedy: Remedy::Reseed,
+                select_every: 5,
+                ..TrainConfig::default()
+            },
+            0,
+            "a",
+            &data(1),
+            &empty,
+        );
+        assert_eq!(
+            a.differences(&b),
+            [
+                "--remedy was output-bias, now reseed",
+                "--select-every was 1, now 5"
+            ]
+        );
+        // A pin written before either option existed: the behaviour it ran with.
+        let mut old = serde_json::to_value(&a).unwrap();
+        let config = old["config"].as_object_mut().unwrap();
+        config.remove("remedy");
+        assert!(!config.contains_key("select_every"), "1 is not written");
+        let old: Pin = serde_json::from_value(old).unwrap();
+        assert_eq!(old.config.remedy, Remedy::Reseed);
+        assert_eq!(old.config.select_every, 1);
     }
 
     #[test]

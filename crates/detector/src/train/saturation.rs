@@ -17,6 +17,12 @@
 //! The monitor fires at the end of an epoch in `check_from..=check_until` when the spread is
 //! below `max_spread` *and* either the derivative has collapsed below `max_sigmoid_derivative` or
 //! the loss has stalled below `max_relative_change`. All thresholds are options.
+//!
+//! A saturated attempt is replaced by a fresh one (while `--restarts` remain), changed by the
+//! run's [`Remedy`]: by default its output layer's bias starts at the logit of the training
+//! images' mean pixel, so the output begins at the data's mean intensity instead of at 0.5 and
+//! the first steps no longer have to drive every output from 0.5 towards black, the push that
+//! saturates the sigmoid.
 
 /// What the trainer measures on the validation images after an epoch.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -49,6 +55,55 @@ impl Default for SaturationRule {
             max_relative_change: 1e-3,
         }
     }
+}
+
+/// What a fresh attempt after a saturated one changes (`--remedy`). Only attempts that follow a
+/// detected saturation are changed: a run that never saturates is the same with either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Remedy {
+    /// A new initialisation from the next attempt's derived seed, and nothing else (the only
+    /// remedy before this option existed: files that record none mean this one).
+    Reseed,
+    /// The new initialisation, with the output layer's bias `b_c = logit(m_c)` for each
+    /// channel `c`, `m_c` the mean of the training images' pixels in that channel (clamped to
+    /// `[1e-3, 1 - 1e-3]`): the sigmoid output starts at the data's mean intensity.
+    #[default]
+    OutputBias,
+}
+
+impl Remedy {
+    /// The remedy of a file that records none (written before there was a choice).
+    pub fn unrecorded() -> Self {
+        Self::Reseed
+    }
+
+    /// The name the command line uses (`--remedy`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Reseed => "reseed",
+            Self::OutputBias => "output-bias",
+        }
+    }
+}
+
+/// `logit(m_c)` for each channel's mean pixel `m_c` of `images` (`n` images of `channels`
+/// planes of `plane` 8-bit values each), `m_c` clamped to `[1e-3, 1 - 1e-3]`: the output bias
+/// of [`Remedy::OutputBias`].
+pub fn mean_logits(images: &[u8], channels: usize, plane: usize) -> Vec<f32> {
+    let image = channels * plane;
+    let n = images.len() / image.max(1);
+    (0..channels)
+        .map(|c| {
+            let sum: u64 = (0..n)
+                .flat_map(|i| &images[i * image + c * plane..i * image + (c + 1) * plane])
+                .map(|&v| u64::from(v))
+                .sum();
+            let mean = sum as f64 / (255.0 * (n * plane).max(1) as f64);
+            let m = mean.clamp(1e-3, 1.0 - 1e-3);
+            (m / (1.0 - m)).ln() as f32
+        })
+        .collect()
 }
 
 /// Why the monitor judged a model saturated, for the user.
@@ -170,6 +225,23 @@ mod tests {
         assert!(rule.judge(Some(&prev), &h(2, 0.058, 0.45, 0.02)).is_none());
         // Flat but still moving and with a live derivative: not yet judged saturated.
         assert!(rule.judge(Some(&prev), &h(2, 0.050, 0.03, 0.02)).is_none());
+    }
+
+    #[test]
+    fn mean_logits_are_per_channel_and_clamped() {
+        // Two images of two channels of two pixels: channel 0 holds 0, 255, 51, 51 (mean 0.35),
+        // channel 1 only zeros (mean 0, clamped to 1e-3).
+        let images = [0, 255, 0, 0, 51, 51, 0, 0];
+        let l = mean_logits(&images, 2, 2);
+        assert!((l[0] as f64 - (0.35f64 / 0.65).ln()).abs() < 1e-6, "{l:?}");
+        assert!(
+            (l[1] as f64 - (1e-3f64 / (1.0 - 1e-3)).ln()).abs() < 1e-5,
+            "{l:?}"
+        );
+        assert_eq!(
+            mean_logits(&[255; 4], 1, 4)[0],
+            (0.999f64 / 0.001).ln() as f32
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use core_tensor::{Rng, Tensor};
 
 use super::optim::{Adam, AdamConfig};
 use super::pin::Pin;
-use super::saturation::{health_stats, EpochHealth};
+use super::saturation::{health_stats, mean_logits, EpochHealth, Remedy};
 use super::{Cancel, EpochRecord, Init, Observer, TrainConfig};
 use crate::data::Dataset;
 use crate::io::checkpoint::Checkpoint;
@@ -175,9 +175,11 @@ impl TrainState {
         Ok((j_sum / n, mse_sum / n, spread, dsig))
     }
 
-    /// The model training selected: the best-validation epoch's, or the last without validation.
+    /// The model training selected if it stopped now: the lowest validation loss among the
+    /// epochs compared ([`TrainConfig::compares_epoch`]) and the current one; the current
+    /// epoch's without validation.
     pub fn selected(&self) -> Detector {
-        let mut d = match &self.best {
+        let mut d = match self.kept_best() {
             Some(b) => Detector::new(b.model.clone(), b.reference.clone()),
             None => self.current(),
         };
@@ -193,7 +195,22 @@ impl TrainState {
 
     /// Epoch of the selected model.
     pub fn selected_epoch(&self) -> usize {
-        self.best.as_ref().map_or(self.epoch, |b| b.epoch)
+        self.kept_best().map_or(self.epoch, |b| b.epoch)
+    }
+
+    /// The kept best, unless the current epoch (which stopping here makes the last, always
+    /// compared) has a lower validation loss. With every epoch compared the kept best already
+    /// holds it when it is lower, so this is the kept best.
+    fn kept_best(&self) -> Option<&Best> {
+        let current = self
+            .history
+            .iter()
+            .rev()
+            .find(|r| r.attempt == self.attempt && r.epoch == self.epoch)
+            .and_then(|r| r.val_loss);
+        self.best
+            .as_ref()
+            .filter(|b| current.is_none_or(|v| v >= b.val_loss))
     }
 
     /// The current weights and reference gradients (zeros before the first step).
@@ -251,6 +268,10 @@ pub(super) fn run(
         } else {
             (0..val.len()).collect()
         },
+        output_bias: (config.remedy == Remedy::OutputBias).then(|| {
+            let plane = train.height() * train.width();
+            mean_logits(train.images(), train.channels(), plane)
+        }),
     };
     let mut order: Vec<usize> = (0..train.len()).collect();
     while !state.finished && state.epoch < config.epochs {
@@ -280,6 +301,8 @@ struct Run<'a> {
     init: &'a Init,
     /// The images the saturation monitor watches (of `val`, or of `train` without one).
     health_idx: Vec<usize>,
+    /// The output layer's bias of an attempt after a saturated one ([`Remedy::OutputBias`]).
+    output_bias: Option<Vec<f32>>,
 }
 
 impl Run<'_> {
@@ -336,7 +359,8 @@ impl Run<'_> {
     /// Validation selection and the saturation monitor after an epoch.
     fn judge(&self, state: &mut TrainState, record: EpochRecord, observer: &mut dyn Observer) {
         if let Some(vj) = record.val_loss {
-            if state.best.as_ref().is_none_or(|b| vj < b.val_loss) {
+            let compared = self.config.compares_epoch(state.epoch);
+            if compared && state.best.as_ref().is_none_or(|b| vj < b.val_loss) {
                 state.best = Some(Best {
                     model: state.model.clone(),
                     reference: state.current_reference(),
@@ -363,8 +387,24 @@ impl Run<'_> {
         if let Some(why) = verdict {
             if state.attempt < self.config.restarts {
                 observer.restarted(&why, state.attempt + 1);
-                let reason = format!("attempt {}: {why}", state.attempt);
+                let mut reason = format!("attempt {}: {why}", state.attempt);
+                if let Some(bias) = &self.output_bias {
+                    let logits: Vec<String> = bias.iter().map(|b| format!("{b:.3}")).collect();
+                    reason += &format!(
+                        "; remedy output-bias: attempt {} starts its output bias at the logit \
+                         of the training images' mean pixel ({})",
+                        state.attempt + 1,
+                        logits.join(", ")
+                    );
+                }
                 self.restart(state, reason);
+                if let Some(bias) = &self.output_bias {
+                    state
+                        .model
+                        .output_bias_mut()
+                        .data_mut()
+                        .copy_from_slice(bias);
+                }
             } else {
                 observer.saturated_without_restart(&why);
             }
