@@ -123,7 +123,7 @@ fn check_independence(
     let data = Dataset::new(pixels, vec![0; n], channels, side, side).unwrap();
     // Image i of the image API: 28x28 for even i, another size (resized) for odd i.
     let image = |i: usize| -> Image {
-        let (h, w) = if i % 2 == 0 {
+        let (h, w) = if i.is_multiple_of(2) {
             (side, side)
         } else {
             (20 + i % 13, 35 - i % 11)
