@@ -13,7 +13,7 @@
 //! queued jobs while it waits), and that join can only finish once the job returns.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -51,7 +51,7 @@ pub fn workers_for(threads: usize) -> usize {
 /// [`workers_for`]`(threads)` workers.
 pub fn thread_pool(threads: usize) -> crate::Result<WorkerPool> {
     check_threads(threads)?;
-    let workers = Mutex::new(Vec::new());
+    let mut workers = Vec::new();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(workers_for(threads))
         .thread_name(|i| format!("gradcon-{i}"))
@@ -64,18 +64,14 @@ pub fn thread_pool(threads: usize) -> crate::Result<WorkerPool> {
             if let Some(size) = worker.stack_size() {
                 b = b.stack_size(size);
             }
-            let handle = b.spawn(|| worker.run())?;
-            workers
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(handle);
+            workers.push(b.spawn(|| worker.run())?);
             Ok(())
         })
         .build()
         .map_err(|e| crate::Error::invalid("thread pool", e.to_string()))?;
     Ok(WorkerPool {
         pool: Some(pool),
-        workers: workers.into_inner().unwrap_or_else(PoisonError::into_inner),
+        workers,
     })
 }
 
