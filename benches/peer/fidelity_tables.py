@@ -12,6 +12,11 @@
                                             three AUROCs, restarts, selected epoch and split
                                             sizes, from a longer run's --eval-at EPOCHS
 
+    fidelity_tables.py long DIR ...        per class of every folder, the AUROCs at each --eval-at
+                                            budget reached so far, with the selected epoch: from a
+                                            finished class's class_<c>.json or, while it trains,
+                                            from its class_<c>.budgets.json (its last attempt's)
+
 A folder's classes are read from its class_<c>.json files (finished classes only), so the
 tables can be made while a run is still going; each table says which classes it covers.
 """
@@ -80,6 +85,39 @@ def budget(epochs, folder):
           f"{restarts} | | |")
 
 
+def progress(folder):
+    """Per class of `folder`: (class, restarts or None, {epoch: budget record}), finished or not."""
+    out = []
+    for p in sorted(Path(folder).glob("class_*.json")):
+        stem = p.name[len("class_"):].split(".")[0]
+        if not stem.isdigit():
+            continue
+        r = json.loads(p.read_text())
+        if p.name.endswith(".budgets.json"):
+            if (Path(folder) / f"class_{stem}.json").exists():
+                continue  # finished: read from its result
+            last = max((b["attempt"] for b in r["records"]), default=0)
+            records = [b for b in r["records"] if b["attempt"] == last]
+            out.append((int(stem), None, {b["epoch"]: b for b in records}))
+        else:
+            out.append((r["class"], r["restarts"], {b["epoch"]: b for b in r.get("budgets", [])}))
+    return out
+
+
+def long(folders):
+    rows = [(f, c, rs, by) for f in folders for c, rs, by in progress(f)]
+    if not rows:
+        sys.exit("no class has reached a budget yet")
+    epochs = sorted({e for *_, by in rows for e in by})
+    print("| folder | class | " + " | ".join(f"{e} ep." for e in epochs) + " |")
+    print("|---|---|" + "---|" * len(epochs))
+    for f, c, rs, by in rows:
+        cells = [f"{by[e]['auroc']['gradcon']:.3f} / {by[e]['auroc']['recon']:.3f} "
+                 f"({by[e]['selected_epoch']})" if e in by else "" for e in epochs]
+        print(f"| {Path(f).name} | {c} | " + " | ".join(cells) + " |")
+    print("\nEach cell: GradCon / recon AUROC (selected epoch); empty: not reached yet.")
+
+
 def at_epochs(r, epochs, folder):
     """The AUROCs of class result r after `epochs` epochs."""
     if r["pin"]["config"]["epochs"] == epochs:
@@ -130,6 +168,8 @@ if __name__ == "__main__":
         curve(sys.argv[2])
     elif len(sys.argv) == 4 and sys.argv[1] == "budget":
         budget(int(sys.argv[2]), sys.argv[3])
+    elif len(sys.argv) >= 3 and sys.argv[1] == "long":
+        long(sys.argv[2:])
     elif len(sys.argv) >= 4 and sys.argv[1] == "seeds":
         seeds(int(sys.argv[2]), sys.argv[3:])
     else:
